@@ -1,0 +1,76 @@
+// Layers: each knows its own math (forward and backward over a batch), its parameters and its PyTorch twin;
+// none knows the training loop. Concrete layers live in src/layers_*.cpp and are made by make_layer().
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+#include "rectifier/activation.h"
+#include "rectifier/arch.h"
+#include "rectifier/init.h"
+#include "rectifier/rng.h"
+#include "rectifier/tensor.h"
+
+namespace rectifier {
+
+// A trainable tensor: a slice of the model's flat parameter and gradient blocks.
+template <class T>
+struct Param {
+  std::string name;  // PyTorch's attribute name: "weight", "bias"
+  Shape shape;
+  T* value = nullptr;
+  T* grad = nullptr;
+  size_t size() const { return numel(shape); }
+};
+
+// A saved, non-trainable tensor (batch norm's running statistics).
+template <class T>
+struct State {
+  std::string name;
+  Shape shape;
+  T* value = nullptr;         // float data, or null for an integer counter
+  int64_t* counter = nullptr; // num_batches_tracked
+};
+
+template <class T>
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  const LayerSpec& spec() const { return spec_; }
+  LayerKind kind() const { return spec_.kind; }
+  // Checks the input shape and returns the output shape; declares params_ (pointers bound later by the model).
+  // Throws Error naming the layer and both shapes when the input does not fit.
+  virtual Shape build(const Shape& in) = 0;
+  // Sizes the workspace for batches of up to `batch` examples. Called once per batch size, never in the loop.
+  virtual void reserve(int /*batch*/) {}
+  virtual void init(const InitSpec& /*spec*/, Rng& /*rng*/) {}
+  // x: (n, in_shape), y: (n, out_shape)
+  virtual void forward(const T* x, T* y, int n, bool training) = 0;
+  // Adds the parameter gradients into Param::grad; writes dx (n, in_shape) unless dx is null (first layer).
+  // x and y are the values forward saw and produced.
+  virtual void backward(const T* x, const T* y, const T* dy, T* dx, int n) = 0;
+  // The PyTorch module this layer matches, as Python source: "nn.Linear(784, 256)".
+  virtual std::string torch_module() const = 0;
+  // Reseeds layers that draw random numbers in training (dropout).
+  virtual void seed(uint64_t) {}
+
+  std::vector<Param<T>>& params() { return params_; }
+  const std::vector<Param<T>>& params() const { return params_; }
+  std::vector<State<T>>& states() { return states_; }
+  const Shape& in_shape() const { return in_; }
+  const Shape& out_shape() const { return out_; }
+  // Non-null for activation layers: what the monitor watches for dead units and saturation.
+  const Activation* activation() const { return spec_.kind == LayerKind::activation ? &spec_.act : nullptr; }
+
+  explicit Layer(const LayerSpec& s) : spec_(s) {}
+
+ protected:
+  LayerSpec spec_;
+  Shape in_, out_;
+  std::vector<Param<T>> params_;
+  std::vector<State<T>> states_;
+};
+
+template <class T> std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec);
+
+}  // namespace rectifier

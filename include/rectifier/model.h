@@ -1,0 +1,88 @@
+// A Sequential model: layers in order, all parameters in one flat block (so optimizers and clipping are one
+// loop), and one activation and one gradient buffer per layer, sized once per batch size.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+#include "rectifier/arch.h"
+#include "rectifier/init.h"
+#include "rectifier/layers.h"
+
+namespace rectifier {
+
+// One named tensor of the model's state, in PyTorch's state_dict naming ("0.weight", "3.running_mean").
+template <class T>
+struct NamedTensor {
+  std::string name;
+  Shape shape;
+  T* value = nullptr;
+  int64_t* counter = nullptr;  // integer tensors (num_batches_tracked)
+};
+
+template <class T>
+class Model {
+ public:
+  // Builds the layers for examples of shape `input`. Throws Error naming the layer and both shapes on a mismatch.
+  Model(const std::vector<LayerSpec>& specs, const Shape& input);
+  Model(Model&&) noexcept = default;
+  Model& operator=(Model&&) noexcept = default;
+
+  void init(const InitSpec& spec, uint64_t seed);
+  // Sizes the per-layer buffers for batches of up to `batch` examples (a no-op when already so sized).
+  void reserve(int batch);
+  int capacity() const { return capacity_; }
+
+  // x: (n, input). Returns the output (n, output_shape), valid until the next forward.
+  const T* forward(const T* x, int n, bool training);
+  // Backward from dloss/doutput (n, output). Adds into grads(): call zero_grad() first. `extra` (optional) may add
+  // to the gradient of each layer's output before that layer's backward runs (activation penalties).
+  void backward(const T* doutput, int n, const std::function<void(size_t, T*, int)>& extra = {});
+  void zero_grad();
+
+  size_t num_layers() const { return layers_.size(); }
+  Layer<T>& layer(size_t i) { return *layers_[i]; }
+  const Layer<T>& layer(size_t i) const { return *layers_[i]; }
+  // Layer i's input and output for the last forward (input of layer 0 is the caller's x).
+  const T* layer_input(size_t i) const { return i == 0 ? input_ : acts_[i - 1].data(); }
+  const T* layer_output(size_t i) const { return acts_[i].data(); }
+  // Gradient of the loss with respect to layer i's output, for the last backward.
+  const T* layer_output_grad(size_t i) const { return dacts_[i].data(); }
+
+  const Shape& input_shape() const { return input_shape_; }
+  const Shape& output_shape() const { return layers_.back()->out_shape(); }
+  const std::vector<LayerSpec>& specs() const { return specs_; }
+  std::string arch() const { return arch_text(specs_); }
+
+  T* params() { return params_.data(); }
+  T* grads() { return grads_.data(); }
+  size_t num_params() const { return params_.size(); }
+  // Every tensor of the state, in state_dict order; parameters first within each layer.
+  std::vector<NamedTensor<T>> state();
+  // PyTorch source that builds the same network: "nn.Sequential(nn.Linear(784, 256), nn.ReLU(), ...)".
+  std::string torch_source() const;
+
+  void seed_layers(uint64_t seed);
+
+ private:
+  std::vector<LayerSpec> specs_;
+  Shape input_shape_;
+  std::vector<std::unique_ptr<Layer<T>>> layers_;
+  Buffer<T> params_, grads_;
+  std::vector<Buffer<T>> acts_, dacts_;
+  const T* input_ = nullptr;
+  int capacity_ = 0;
+};
+
+// A model with what it needs beyond its layers: how inputs are scaled and what the outputs mean.
+struct ModelInfo {
+  std::string arch;
+  Shape input;
+  std::string loss = "cross_entropy";
+  double input_scale = 1.0;          // images: 1/255, applied per batch to the uint8 pixels
+  int classes = 10;
+  std::map<std::string, std::string> extra;  // training settings recorded in the file
+};
+
+}  // namespace rectifier

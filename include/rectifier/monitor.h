@@ -1,0 +1,88 @@
+// Diagnostics: watches a model while it trains and says, per layer and per epoch, what the article talks about:
+// dead units, sparsity (exact zeros), pre-activation statistics, saturation, gradient norms and update ratios, and
+// warns in plain words about dying ReLU, vanishing and exploding gradients. It only reads the model.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+#include <nlohmann/json.hpp>
+#include "rectifier/model.h"
+
+namespace rectifier {
+
+struct MonitorConfig {
+  int hist_bins = 32;
+  int hist_every = 8;          // fill the pre-activation histogram from every Nth batch
+  int update_every = 16;       // measure the update-to-weight ratio on every Nth step
+  double dead_warn = 0.30;     // dying ReLU: dead fraction above this...
+  double dead_rise = 0.10;     // ...or rising by this much in one epoch (and above it)
+  double vanish_ratio = 100;   // first weight's gradient norm this many times below the last one's
+  double explode_growth = 10;  // mean gradient norm growing this many times in one epoch
+};
+
+struct Warning {
+  std::string kind;     // "dying_relu", "vanishing_gradient", "exploding_gradient"
+  int layer = -1;
+  std::string message;  // cause and remedies, in plain words
+};
+
+class Monitor {
+ public:
+  explicit Monitor(Model<float>& model, MonitorConfig cfg = {});
+  void begin_epoch();
+  // After a training forward pass of n examples.
+  void after_forward(int n);
+  // After backward, before clipping: gradient norms. Returns a message naming the layer and tensor if any value
+  // in the activations or gradients is NaN or infinite.
+  std::optional<std::string> after_backward();
+  // Called before and after an optimizer step (the ratio is measured on sampled steps).
+  bool wants_update_ratio() const;
+  void before_step();
+  void after_step();
+  // The epoch's figures and warnings as JSON; also kept for warnings().
+  nlohmann::json end_epoch();
+  const std::vector<Warning>& warnings() const { return warnings_; }
+  // Where the first non-finite value is in the current activations (layer and tensor), if anywhere.
+  std::optional<std::string> find_nonfinite_activation() const;
+
+  static std::vector<Warning> warnings_from_json(const nlohmann::json& diagnostics);
+
+ private:
+  struct Watched {  // one activation layer
+    size_t layer;
+    int units, spatial;  // a dense unit or a conv channel; spatial positions per unit
+    std::string name;
+    bool can_die, saturates;
+    std::vector<uint8_t> active;       // this epoch: unit was non-zero on some example
+    std::vector<uint8_t> was_alive;    // at the end of the previous epoch
+    bool have_prev = false;
+    double zeros = 0, count = 0, pre_sum = 0, pre_sq = 0, pre_n = 0, saturated = 0;
+    double lo = 0, hi = 0;
+    std::vector<double> hist;
+    double prev_dead = 0;
+  };
+  struct ParamStat {
+    std::string name;
+    float* value;
+    float* grad;
+    size_t size;
+    bool is_weight;
+    double norm_sum = 0, norm_last = 0, ratio_sum = 0;
+    long norm_n = 0, ratio_n = 0;
+    double prev_mean = 0;
+  };
+  Model<float>& model_;
+  MonitorConfig cfg_;
+  std::vector<Watched> watched_;
+  std::vector<ParamStat> params_;
+  std::vector<float> before_;
+  long batch_ = 0, step_ = 0;
+  int last_n_ = 0;  // examples in the last forward
+  double total_norm_sum_ = 0, total_norm_max_ = 0, prev_total_mean_ = 0;
+  long total_norm_n_ = 0;
+  int epoch_ = 0;
+  std::vector<Warning> warnings_;
+};
+
+}  // namespace rectifier

@@ -1,0 +1,60 @@
+// Optimizers over the model's flat parameter block, learning-rate schedules and gradient clipping.
+// Update rules follow PyTorch's torch.optim exactly (weight decay, dampening 0, bias correction).
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+#include "rectifier/tensor.h"
+
+namespace rectifier {
+
+enum class OptKind { sgd, adam, adamw, rmsprop };
+
+struct OptimizerConfig {
+  OptKind kind = OptKind::sgd;
+  double lr = 0.05;
+  double momentum = 0.9;      // sgd, rmsprop
+  bool nesterov = false;      // sgd
+  double weight_decay = 0;    // L2 added to the gradient (sgd, adam, rmsprop) or decoupled (adamw)
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam, adamw; rmsprop uses eps
+  double alpha = 0.99;        // rmsprop smoothing
+};
+
+std::optional<OptKind> parse_optimizer(std::string_view name);
+std::string optimizer_name(OptKind k);
+
+template <class T>
+class Optimizer {
+ public:
+  Optimizer(const OptimizerConfig& cfg, size_t n);
+  // One step with learning rate lr: p (n) updated in place from g (n). g is read-only.
+  void step(T* p, const T* g, double lr);
+  const OptimizerConfig& config() const { return cfg_; }
+  long steps() const { return t_; }
+
+ private:
+  OptimizerConfig cfg_;
+  size_t n_;
+  long t_ = 0;
+  Buffer<T> m_, v_;  // momentum / first moment, second moment
+};
+
+// Scales g so its L2 norm is at most max_norm (no-op for max_norm <= 0). Returns the norm before clipping.
+template <class T> double clip_grad_norm(T* g, size_t n, double max_norm);
+
+enum class ScheduleKind { constant, step, cosine };
+
+struct Schedule {
+  ScheduleKind kind = ScheduleKind::constant;
+  double warmup_epochs = 0;  // linear warm-up from 0 to the base rate
+  int step_epochs = 10;      // step: multiply by gamma every step_epochs
+  double gamma = 0.1;
+  double min_lr = 0;         // cosine floor
+  // The rate at fractional epoch `e` (0 at the start) of `total` epochs.
+  double lr_at(double base, double e, double total) const;
+};
+
+std::optional<ScheduleKind> parse_schedule(std::string_view name);
+std::string schedule_name(ScheduleKind k);
+
+}  // namespace rectifier

@@ -1,0 +1,74 @@
+// The training loop: batches -> forward -> loss -> backward -> clip -> optimizer, epoch after epoch, with the
+// monitor watching. The trainer knows the loop, not the math.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <nlohmann/json.hpp>
+#include "rectifier/data.h"
+#include "rectifier/loss.h"
+#include "rectifier/model.h"
+#include "rectifier/optimizer.h"
+
+namespace rectifier {
+
+struct TrainConfig {
+  int epochs = 10;
+  int batch = 128;
+  OptimizerConfig optimizer;
+  Schedule schedule;
+  LossKind loss = LossKind::cross_entropy;
+  double clip_norm = 0;         // gradient-norm clipping; 0 = off
+  double l1_activation = 0;     // L1 penalty on the outputs of activation layers (sparsity experiments)
+  uint64_t seed = 0;
+  int threads = 0;              // 0 = all cores
+  bool diagnostics = true;      // per-layer dead units, sparsity, gradient norms, warnings
+  bool stop_on_nonfinite = true;
+  bool progress = false;        // a progress bar on stderr
+  bool eval_train = false;      // recompute train loss/accuracy in eval mode after each epoch (else running means)
+  int eval_every = 1;           // evaluate on the test split every N epochs (and after the last)
+};
+
+struct EpochMetrics {
+  int epoch = 0;
+  double train_loss = 0, train_accuracy = 0;
+  double test_loss = 0, test_accuracy = 0;
+  bool evaluated = false;
+  double seconds = 0;           // training time of the epoch (evaluation excluded)
+  double lr = 0;                // learning rate at the end of the epoch
+  long steps = 0;               // optimizer steps so far
+  nlohmann::json diagnostics;   // per-layer figures and warnings (see monitor.h), null when off
+  nlohmann::json to_json() const;
+};
+
+struct EvalResult {
+  double loss = 0, accuracy = 0;
+  size_t n = 0;
+};
+
+// Sets the thread count for OpenMP and OpenBLAS (0 = all cores).
+void set_threads(int threads);
+
+class Monitor;
+
+struct TrainResult {
+  std::vector<EpochMetrics> epochs;
+  bool stopped_nonfinite = false;
+  std::string nonfinite_message;  // names the step, layer and tensor
+};
+
+// Trains `model` in place. on_epoch (optional) sees each epoch's metrics as soon as they exist; on_step (optional)
+// is called after each optimizer step with (step, epoch, loss). If a non-finite value appears the weights of the last
+// good step are restored and the result says where.
+TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig& cfg,
+                  const std::function<void(const EpochMetrics&)>& on_epoch = {}, Monitor* monitor = nullptr,
+                  const std::function<void(long, int, double)>& on_step = {});
+
+template <class T>
+EvalResult evaluate(Model<T>& model, const Dataset& data, LossKind loss, int batch = 512);
+
+// Outputs (n, k) of the model on the whole data set, in order.
+template <class T>
+std::vector<float> predict(Model<T>& model, const Dataset& data, int batch = 512);
+
+}  // namespace rectifier

@@ -1,0 +1,303 @@
+// Convolution (im2col + GEMM over groups of images), max and average pooling, global average pooling, batch norm.
+// Data are NCHW; weights [out_channels, in_channels, kh, kw] as nn.Conv2d.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include "kernels/conv_kernels.h"
+#include "kernels/gemm.h"
+#include "layers_internal.h"
+
+namespace rectifier {
+using detail::shape_error;
+using kernels::gemm;
+
+namespace {
+int pooled(int size, int k, int stride, int pad) { return (size + 2 * pad - k) / stride + 1; }
+
+void need_image(const LayerSpec& s, const Shape& in) {
+  if (in.size() != 3) shape_error(s, in, "is not an image [C, H, W] (add no flatten before it)");
+}
+}  // namespace
+
+template <class T>
+class Conv2D final : public Layer<T> {
+ public:
+  using Layer<T>::Layer;
+  Shape build(const Shape& in) override {
+    const auto& s = this->spec_;
+    need_image(s, in);
+    g_ = {in[0], in[1], in[2], s.units, s.kernel, s.stride, s.pad, 0, 0};
+    g_.oh = pooled(g_.h, g_.k, g_.stride, g_.pad);
+    g_.ow = pooled(g_.w, g_.k, g_.stride, g_.pad);
+    if (g_.oh < 1 || g_.ow < 1)
+      shape_error(s, in, "is smaller than the kernel " + std::to_string(g_.k) + "x" + std::to_string(g_.k) +
+                             " with padding " + std::to_string(g_.pad));
+    this->in_ = in;
+    this->out_ = {g_.oc, g_.oh, g_.ow};
+    this->params_ = {{"weight", {g_.oc, g_.c, g_.k, g_.k}}, {"bias", {g_.oc}}};
+    return this->out_;
+  }
+  void reserve(int batch) override {
+    const size_t K = size_t(g_.c) * g_.k * g_.k, P = size_t(g_.oh) * g_.ow;
+    // Images per GEMM: enough for a large product, few enough that the column buffer stays near 16 MB.
+    group_ = int(std::clamp<size_t>((size_t(4) << 20) / std::max<size_t>(K * P, 1), 1, size_t(batch)));
+    col_.resize(K * P * group_);
+    tmp_.resize(size_t(g_.oc) * P * group_);
+  }
+  void init(const InitSpec& s, Rng& rng) override {
+    const int fan_in = g_.c * g_.k * g_.k, fan_out = g_.oc * g_.k * g_.k;
+    init_weights(s, fan_in, fan_out, this->params_[0].value, this->params_[0].size(), rng);
+    init_bias(s, fan_in, this->params_[1].value, size_t(g_.oc), rng);
+  }
+  // x: (n, C, H, W)  y: (n, OC, OH, OW)
+  void forward(const T* x, T* y, int n, bool) override {
+    const int K = g_.c * g_.k * g_.k, P = g_.oh * g_.ow;
+    const T* W = this->params_[0].value;
+    const T* b = this->params_[1].value;
+    for (int i0 = 0; i0 < n; i0 += group_) {
+      const int G = std::min(group_, n - i0);
+      kernels::im2col(g_, x + size_t(i0) * g_.c * g_.h * g_.w, G, col_.data());
+      gemm(false, false, g_.oc, G * P, K, T(1), W, K, col_.data(), G * P, T(0), tmp_.data(), G * P);  // (OC, G*P)
+      // (OC, G, P) -> (G, OC, P) plus bias
+#pragma omp parallel for schedule(static) if (size_t(G) * g_.oc * P > 65536)
+      for (int gi = 0; gi < G; ++gi)
+        for (int o = 0; o < g_.oc; ++o) {
+          const T* src = tmp_.data() + size_t(o) * G * P + size_t(gi) * P;
+          T* dst = y + (size_t(i0 + gi) * g_.oc + o) * P;
+          for (int p = 0; p < P; ++p) dst[p] = src[p] + b[o];
+        }
+    }
+  }
+  void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
+    const int K = g_.c * g_.k * g_.k, P = g_.oh * g_.ow;
+    const T* W = this->params_[0].value;
+    T* dW = this->params_[0].grad;
+    T* db = this->params_[1].grad;
+    for (int i0 = 0; i0 < n; i0 += group_) {
+      const int G = std::min(group_, n - i0);
+      // dy (G, OC, P) -> tmp (OC, G*P); bias gradient on the way
+      for (int gi = 0; gi < G; ++gi)
+        for (int o = 0; o < g_.oc; ++o) {
+          const T* src = dy + (size_t(i0 + gi) * g_.oc + o) * P;
+          T* dst = tmp_.data() + size_t(o) * G * P + size_t(gi) * P;
+          T s = 0;
+          for (int p = 0; p < P; ++p) { dst[p] = src[p]; s += src[p]; }
+          db[o] += s;
+        }
+      const T* xg = x + size_t(i0) * g_.c * g_.h * g_.w;
+      kernels::im2col(g_, xg, G, col_.data());
+      gemm(false, true, g_.oc, K, G * P, T(1), tmp_.data(), G * P, col_.data(), G * P, T(1), dW, K);  // dW += dy col^T
+      if (!dx) continue;
+      gemm(true, false, K, G * P, g_.oc, T(1), W, K, tmp_.data(), G * P, T(0), col_.data(), G * P);  // dcol = W^T dy
+      kernels::col2im(g_, col_.data(), G, dx + size_t(i0) * g_.c * g_.h * g_.w);
+    }
+  }
+  std::string torch_module() const override {
+    std::string t = "nn.Conv2d(" + std::to_string(g_.c) + ", " + std::to_string(g_.oc) + ", " + std::to_string(g_.k);
+    if (g_.stride != 1) t += ", stride=" + std::to_string(g_.stride);
+    if (g_.pad != 0) t += ", padding=" + std::to_string(g_.pad);
+    return t + ")";
+  }
+
+ private:
+  kernels::ConvGeometry g_{};
+  int group_ = 1;
+  Buffer<T> col_, tmp_;
+};
+
+template <class T>
+class Pool2D final : public Layer<T> {
+ public:
+  using Layer<T>::Layer;
+  Shape build(const Shape& in) override {
+    const auto& s = this->spec_;
+    need_image(s, in);
+    g_ = {in[0], in[1], in[2], in[0], s.kernel, s.stride, 0, 0, 0};
+    g_.oh = pooled(g_.h, g_.k, g_.stride, 0);
+    g_.ow = pooled(g_.w, g_.k, g_.stride, 0);
+    if (g_.h < g_.k || g_.w < g_.k) shape_error(s, in, "is smaller than the pooling window " + std::to_string(g_.k));
+    this->in_ = in;
+    this->out_ = {g_.c, g_.oh, g_.ow};
+    return this->out_;
+  }
+  void reserve(int batch) override {
+    if (max()) argmax_.resize(size_t(batch) * numel(this->out_));
+  }
+  void forward(const T* x, T* y, int n, bool) override {
+    if (max()) kernels::maxpool_forward(g_, x, y, argmax_.data(), n);
+    else kernels::avgpool_forward(g_, x, y, n);
+  }
+  void backward(const T*, const T*, const T* dy, T* dx, int n) override {
+    if (!dx) return;
+    if (max()) kernels::maxpool_backward(g_, dy, argmax_.data(), dx, n);
+    else kernels::avgpool_backward(g_, dy, dx, n);
+  }
+  std::string torch_module() const override {
+    std::string t = std::string(max() ? "nn.MaxPool2d(" : "nn.AvgPool2d(") + std::to_string(g_.k);
+    if (g_.stride != g_.k) t += ", stride=" + std::to_string(g_.stride);
+    return t + ")";
+  }
+
+ private:
+  bool max() const { return this->spec_.kind == LayerKind::maxpool; }
+  kernels::ConvGeometry g_{};
+  Buffer<int32_t> argmax_;
+};
+
+// Mean over each channel: [C, H, W] -> [C, 1, 1], as nn.AdaptiveAvgPool2d(1).
+template <class T>
+class GlobalAvgPool final : public Layer<T> {
+ public:
+  using Layer<T>::Layer;
+  Shape build(const Shape& in) override {
+    need_image(this->spec_, in);
+    this->in_ = in;
+    this->out_ = {in[0], 1, 1};
+    return this->out_;
+  }
+  void forward(const T* x, T* y, int n, bool) override {
+    const size_t C = size_t(n) * this->in_[0], P = size_t(this->in_[1]) * this->in_[2];
+    for (size_t c = 0; c < C; ++c) {
+      double s = 0;
+      for (size_t p = 0; p < P; ++p) s += x[c * P + p];
+      y[c] = T(s / double(P));
+    }
+  }
+  void backward(const T*, const T*, const T* dy, T* dx, int n) override {
+    if (!dx) return;
+    const size_t C = size_t(n) * this->in_[0], P = size_t(this->in_[1]) * this->in_[2];
+    for (size_t c = 0; c < C; ++c)
+      for (size_t p = 0; p < P; ++p) dx[c * P + p] = dy[c] / T(P);
+  }
+  std::string torch_module() const override { return "nn.AdaptiveAvgPool2d(1)"; }
+};
+
+// Batch normalisation over the batch (and the spatial positions of an image): nn.BatchNorm1d for [C] inputs,
+// nn.BatchNorm2d for [C, H, W]. eps 1e-5, momentum 0.1, running variance unbiased, as PyTorch.
+template <class T>
+class BatchNorm final : public Layer<T> {
+ public:
+  using Layer<T>::Layer;
+  static constexpr double kEps = 1e-5, kMomentum = 0.1;
+  Shape build(const Shape& in) override {
+    if (in.size() != 1 && in.size() != 3) shape_error(this->spec_, in, "is neither a vector [C] nor an image [C, H, W]");
+    this->in_ = this->out_ = in;
+    C_ = in[0];
+    P_ = in.size() == 3 ? in[1] * in[2] : 1;
+    this->params_ = {{"weight", {C_}}, {"bias", {C_}}};
+    running_mean_.resize(size_t(C_));
+    running_var_.resize(size_t(C_));
+    mean_.resize(size_t(C_));
+    invstd_.resize(size_t(C_));
+    for (int c = 0; c < C_; ++c) running_var_[c] = T(1);
+    this->states_ = {{"running_mean", {C_}, running_mean_.data(), nullptr},
+                     {"running_var", {C_}, running_var_.data(), nullptr},
+                     {"num_batches_tracked", {}, nullptr, &tracked_}};
+    return this->out_;
+  }
+  void init(const InitSpec&, Rng&) override {
+    for (int c = 0; c < C_; ++c) {
+      this->params_[0].value[c] = T(1);
+      this->params_[1].value[c] = T(0);
+      running_mean_[c] = T(0);
+      running_var_[c] = T(1);
+    }
+    tracked_ = 0;
+  }
+  // x (n, C, P)
+  void forward(const T* x, T* y, int n, bool training) override {
+    const T* gamma = this->params_[0].value;
+    const T* beta = this->params_[1].value;
+    training_ = training;
+    const double M = double(n) * P_;
+    if (training) ++tracked_;
+    for (int c = 0; c < C_; ++c) {
+      double mean, var;
+      if (training) {
+        double s = 0, ss = 0;
+        for (int i = 0; i < n; ++i) {
+          const T* xc = x + (size_t(i) * C_ + c) * P_;
+          for (int p = 0; p < P_; ++p) s += xc[p];
+        }
+        mean = s / M;
+        for (int i = 0; i < n; ++i) {
+          const T* xc = x + (size_t(i) * C_ + c) * P_;
+          for (int p = 0; p < P_; ++p) { double d = xc[p] - mean; ss += d * d; }
+        }
+        var = ss / M;
+        running_mean_[c] = T((1 - kMomentum) * running_mean_[c] + kMomentum * mean);
+        running_var_[c] = T((1 - kMomentum) * running_var_[c] + kMomentum * (M > 1 ? var * M / (M - 1) : var));
+      } else {
+        mean = running_mean_[c];
+        var = running_var_[c];
+      }
+      const double inv = 1.0 / std::sqrt(var + kEps);
+      mean_[c] = T(mean);
+      invstd_[c] = T(inv);
+      const T scale = T(gamma[c] * inv), shift = T(beta[c] - mean * gamma[c] * inv);
+      for (int i = 0; i < n; ++i) {
+        const T* xc = x + (size_t(i) * C_ + c) * P_;
+        T* yc = y + (size_t(i) * C_ + c) * P_;
+        for (int p = 0; p < P_; ++p) yc[p] = xc[p] * scale + shift;
+      }
+    }
+  }
+  void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
+    const T* gamma = this->params_[0].value;
+    T* dgamma = this->params_[0].grad;
+    T* dbeta = this->params_[1].grad;
+    const double M = double(n) * P_;
+    for (int c = 0; c < C_; ++c) {
+      const double mean = mean_[c], inv = invstd_[c];
+      double sdy = 0, sdyx = 0;  // sum dy, sum dy * xhat
+      for (int i = 0; i < n; ++i) {
+        const T* xc = x + (size_t(i) * C_ + c) * P_;
+        const T* dyc = dy + (size_t(i) * C_ + c) * P_;
+        for (int p = 0; p < P_; ++p) { sdy += dyc[p]; sdyx += dyc[p] * (xc[p] - mean) * inv; }
+      }
+      dgamma[c] += T(sdyx);
+      dbeta[c] += T(sdy);
+      if (!dx) continue;
+      const double g = gamma[c];
+      for (int i = 0; i < n; ++i) {
+        const T* xc = x + (size_t(i) * C_ + c) * P_;
+        const T* dyc = dy + (size_t(i) * C_ + c) * P_;
+        T* dxc = dx + (size_t(i) * C_ + c) * P_;
+        for (int p = 0; p < P_; ++p) {
+          if (training_) {
+            const double xhat = (xc[p] - mean) * inv;
+            dxc[p] = T(g * inv * (dyc[p] - sdy / M - xhat * sdyx / M));
+          } else {
+            dxc[p] = T(g * inv * dyc[p]);
+          }
+        }
+      }
+    }
+  }
+  std::string torch_module() const override {
+    return std::string(this->in_.size() == 3 ? "nn.BatchNorm2d(" : "nn.BatchNorm1d(") + std::to_string(C_) + ")";
+  }
+
+ private:
+  int C_ = 0, P_ = 1;
+  Buffer<T> running_mean_, running_var_, mean_, invstd_;
+  int64_t tracked_ = 0;
+  bool training_ = true;
+};
+
+template <class T>
+std::unique_ptr<Layer<T>> make_conv_layer(const LayerSpec& spec) {
+  switch (spec.kind) {
+    case LayerKind::conv: return std::make_unique<Conv2D<T>>(spec);
+    case LayerKind::maxpool: case LayerKind::avgpool: return std::make_unique<Pool2D<T>>(spec);
+    case LayerKind::gap: return std::make_unique<GlobalAvgPool<T>>(spec);
+    case LayerKind::batchnorm: return std::make_unique<BatchNorm<T>>(spec);
+    default: throw Error("layer kind not implemented: " + layer_text(spec));
+  }
+}
+
+template std::unique_ptr<Layer<float>> make_conv_layer<float>(const LayerSpec&);
+template std::unique_ptr<Layer<double>> make_conv_layer<double>(const LayerSpec&);
+
+}  // namespace rectifier

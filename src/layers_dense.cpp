@@ -1,0 +1,180 @@
+// Dense, activation, PReLU, dropout and flatten layers.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include "kernels/gemm.h"
+#include "layers_internal.h"
+
+namespace rectifier {
+using detail::fmt_num;
+using kernels::gemm;
+
+// y = x W^T + b with W stored [out, in] as nn.Linear. A multi-dimensional input is read flattened.
+template <class T>
+class Dense final : public Layer<T> {
+ public:
+  using Layer<T>::Layer;
+  Shape build(const Shape& in) override {
+    this->in_ = in;
+    in_f_ = int(numel(in));
+    out_f_ = this->spec_.units;
+    this->out_ = {out_f_};
+    this->params_ = {{"weight", {out_f_, in_f_}}, {"bias", {out_f_}}};
+    return this->out_;
+  }
+  void init(const InitSpec& s, Rng& rng) override {
+    init_weights(s, in_f_, out_f_, this->params_[0].value, this->params_[0].size(), rng);
+    init_bias(s, in_f_, this->params_[1].value, size_t(out_f_), rng);
+  }
+  // x: (n, in)  y: (n, out)
+  void forward(const T* x, T* y, int n, bool) override {
+    const T* W = this->params_[0].value;
+    const T* b = this->params_[1].value;
+    for (int i = 0; i < n; ++i) std::memcpy(y + size_t(i) * out_f_, b, sizeof(T) * out_f_);
+    gemm(false, true, n, out_f_, in_f_, T(1), x, in_f_, W, in_f_, T(1), y, out_f_);
+  }
+  // dy: (n, out)  dx: (n, in)
+  void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
+    const T* W = this->params_[0].value;
+    T* dW = this->params_[0].grad;
+    T* db = this->params_[1].grad;
+    gemm(true, false, out_f_, in_f_, n, T(1), dy, out_f_, x, in_f_, T(1), dW, in_f_);  // dW += dy^T x
+    for (int i = 0; i < n; ++i) {
+      const T* row = dy + size_t(i) * out_f_;
+      for (int j = 0; j < out_f_; ++j) db[j] += row[j];
+    }
+    if (dx) gemm(false, false, n, in_f_, out_f_, T(1), dy, out_f_, W, in_f_, T(0), dx, in_f_);  // dx = dy W
+  }
+  std::string torch_module() const override {
+    return "nn.Linear(" + std::to_string(in_f_) + ", " + std::to_string(out_f_) + ")";
+  }
+
+ private:
+  int in_f_ = 0, out_f_ = 0;
+};
+
+template <class T>
+class ActivationLayer final : public Layer<T> {
+ public:
+  using Layer<T>::Layer;
+  Shape build(const Shape& in) override { return this->in_ = this->out_ = in, this->out_; }
+  void forward(const T* x, T* y, int n, bool) override { act_forward(this->spec_.act, x, y, size_t(n) * numel(this->in_)); }
+  void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
+    if (dx) act_backward(this->spec_.act, x, dy, dx, size_t(n) * numel(this->in_));
+  }
+  std::string torch_module() const override {
+    const Activation& a = this->spec_.act;
+    switch (a.kind) {
+      case Act::identity: return "nn.Identity()";
+      case Act::relu: return "nn.ReLU()";
+      case Act::leaky_relu: return "nn.LeakyReLU(" + fmt_num(a.param) + ")";
+      case Act::elu: return "nn.ELU(" + fmt_num(a.param) + ")";
+      case Act::selu: return "nn.SELU()";
+      case Act::gelu: return "nn.GELU()";
+      case Act::silu: return "nn.SiLU()";
+      case Act::relu6: return "nn.ReLU6()";
+      case Act::softplus: return "nn.Softplus(" + fmt_num(a.param) + ")";
+      case Act::mish: return "nn.Mish()";
+      case Act::sigmoid: return "nn.Sigmoid()";
+      case Act::tanh: return "nn.Tanh()";
+    }
+    return "nn.Identity()";
+  }
+};
+
+// Leaky ReLU whose slope is learned: one slope for the whole layer (nn.PReLU()), initialised to 0.25.
+template <class T>
+class PReLU final : public Layer<T> {
+ public:
+  using Layer<T>::Layer;
+  Shape build(const Shape& in) override {
+    this->in_ = this->out_ = in;
+    this->params_ = {{"weight", {1}}};
+    return this->out_;
+  }
+  void init(const InitSpec&, Rng&) override { this->params_[0].value[0] = T(0.25); }
+  void forward(const T* x, T* y, int n, bool) override {
+    const T a = this->params_[0].value[0];
+    const size_t m = size_t(n) * numel(this->in_);
+    for (size_t i = 0; i < m; ++i) y[i] = x[i] > T(0) ? x[i] : a * x[i];
+  }
+  void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
+    const T a = this->params_[0].value[0];
+    const size_t m = size_t(n) * numel(this->in_);
+    double da = 0;
+    for (size_t i = 0; i < m; ++i) {
+      if (x[i] <= T(0)) da += double(dy[i]) * double(x[i]);
+      if (dx) dx[i] = x[i] > T(0) ? dy[i] : a * dy[i];
+    }
+    this->params_[0].grad[0] += T(da);
+  }
+  std::string torch_module() const override { return "nn.PReLU()"; }
+};
+
+// Inverted dropout: in training each value is zeroed with probability p and the rest scaled by 1/(1-p).
+template <class T>
+class Dropout final : public Layer<T> {
+ public:
+  using Layer<T>::Layer;
+  Shape build(const Shape& in) override { return this->in_ = this->out_ = in, this->out_; }
+  void reserve(int batch) override { mask_.resize(size_t(batch) * numel(this->in_)); }
+  void seed(uint64_t s) override { rng_.reseed(s); }
+  void forward(const T* x, T* y, int n, bool training) override {
+    const size_t m = size_t(n) * numel(this->in_);
+    training_ = training && this->spec_.p > 0;
+    if (!training_) { std::memcpy(y, x, sizeof(T) * m); return; }
+    const double p = this->spec_.p;
+    const T keep = T(1.0 / (1.0 - p));
+    for (size_t i = 0; i < m; ++i) {
+      mask_[i] = rng_.uniform() < p ? T(0) : keep;
+      y[i] = x[i] * mask_[i];
+    }
+  }
+  void backward(const T*, const T*, const T* dy, T* dx, int n) override {
+    if (!dx) return;
+    const size_t m = size_t(n) * numel(this->in_);
+    if (!training_) { std::memcpy(dx, dy, sizeof(T) * m); return; }
+    for (size_t i = 0; i < m; ++i) dx[i] = dy[i] * mask_[i];
+  }
+  std::string torch_module() const override { return "nn.Dropout(" + fmt_num(this->spec_.p) + ")"; }
+
+ private:
+  Buffer<T> mask_;
+  Rng rng_;
+  bool training_ = false;
+};
+
+template <class T>
+class Flatten final : public Layer<T> {
+ public:
+  using Layer<T>::Layer;
+  Shape build(const Shape& in) override {
+    this->in_ = in;
+    this->out_ = {int(numel(in))};
+    return this->out_;
+  }
+  void forward(const T* x, T* y, int n, bool) override { std::memcpy(y, x, sizeof(T) * size_t(n) * numel(this->in_)); }
+  void backward(const T*, const T*, const T* dy, T* dx, int n) override {
+    if (dx) std::memcpy(dx, dy, sizeof(T) * size_t(n) * numel(this->in_));
+  }
+  std::string torch_module() const override { return "nn.Flatten()"; }
+};
+
+template <class T> std::unique_ptr<Layer<T>> make_conv_layer(const LayerSpec& spec);  // layers_conv.cpp
+
+template <class T>
+std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec) {
+  switch (spec.kind) {
+    case LayerKind::dense: return std::make_unique<Dense<T>>(spec);
+    case LayerKind::activation: return std::make_unique<ActivationLayer<T>>(spec);
+    case LayerKind::prelu: return std::make_unique<PReLU<T>>(spec);
+    case LayerKind::dropout: return std::make_unique<Dropout<T>>(spec);
+    case LayerKind::flatten: return std::make_unique<Flatten<T>>(spec);
+    default: return make_conv_layer<T>(spec);
+  }
+}
+
+template std::unique_ptr<Layer<float>> make_layer<float>(const LayerSpec&);
+template std::unique_ptr<Layer<double>> make_layer<double>(const LayerSpec&);
+
+}  // namespace rectifier

@@ -1,0 +1,114 @@
+#include "rectifier/model.h"
+
+#include <cstring>
+#include "rectifier/error.h"
+
+namespace rectifier {
+
+std::string shape_str(const Shape& s) {
+  std::string t = "[";
+  for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+  return t + "]";
+}
+
+template <class T>
+Model<T>::Model(const std::vector<LayerSpec>& specs, const Shape& input) : specs_(specs), input_shape_(input) {
+  if (specs.empty()) throw Error("architecture: no layers");
+  Shape shape = input;
+  size_t total = 0;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    layers_.push_back(make_layer<T>(specs[i]));
+    try {
+      shape = layers_.back()->build(shape);
+    } catch (const Error& e) {
+      throw Error("layer " + std::to_string(i) + " " + e.what());
+    }
+    for (const auto& p : layers_.back()->params()) total += p.size();
+  }
+  params_.resize(total);
+  grads_.resize(total);
+  size_t off = 0;
+  for (auto& l : layers_)
+    for (auto& p : l->params()) {
+      p.value = params_.data() + off;
+      p.grad = grads_.data() + off;
+      off += p.size();
+    }
+  acts_.resize(layers_.size());
+  dacts_.resize(layers_.size());
+}
+
+template <class T>
+void Model<T>::init(const InitSpec& spec, uint64_t seed) {
+  Rng rng(seed);
+  for (auto& l : layers_) l->init(spec, rng);
+  seed_layers(seed ^ 0x5eed5eedULL);
+}
+
+template <class T>
+void Model<T>::seed_layers(uint64_t seed) {
+  for (size_t i = 0; i < layers_.size(); ++i) layers_[i]->seed(seed + 7919 * i);
+}
+
+template <class T>
+void Model<T>::reserve(int batch) {
+  if (batch <= capacity_) return;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const size_t n = size_t(batch) * numel(layers_[i]->out_shape());
+    acts_[i].resize(n);
+    dacts_[i].resize(n);
+    layers_[i]->reserve(batch);
+  }
+  capacity_ = batch;
+}
+
+template <class T>
+const T* Model<T>::forward(const T* x, int n, bool training) {
+  reserve(n);
+  input_ = x;
+  const T* in = x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    layers_[i]->forward(in, acts_[i].data(), n, training);
+    in = acts_[i].data();
+  }
+  return in;
+}
+
+template <class T>
+void Model<T>::backward(const T* doutput, int n, const std::function<void(size_t, T*, int)>& extra) {
+  const size_t L = layers_.size();
+  std::memcpy(dacts_[L - 1].data(), doutput, sizeof(T) * size_t(n) * numel(output_shape()));
+  for (size_t i = L; i-- > 0;) {
+    T* dx = i > 0 ? dacts_[i - 1].data() : nullptr;
+    if (extra) extra(i, dacts_[i].data(), n);
+    layers_[i]->backward(layer_input(i), acts_[i].data(), dacts_[i].data(), dx, n);
+  }
+}
+
+template <class T>
+void Model<T>::zero_grad() {
+  grads_.zero();
+}
+
+template <class T>
+std::vector<NamedTensor<T>> Model<T>::state() {
+  std::vector<NamedTensor<T>> out;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const std::string prefix = std::to_string(i) + ".";
+    for (auto& p : layers_[i]->params()) out.push_back({prefix + p.name, p.shape, p.value, nullptr});
+    for (auto& s : layers_[i]->states()) out.push_back({prefix + s.name, s.shape, s.value, s.counter});
+  }
+  return out;
+}
+
+template <class T>
+std::string Model<T>::torch_source() const {
+  std::string t = "nn.Sequential(";
+  for (size_t i = 0; i < layers_.size(); ++i) t += (i ? ", " : "") + layers_[i]->torch_module();
+  return t + ")";
+}
+
+template class Model<float>;
+template class Model<double>;
+
+}  // namespace rectifier

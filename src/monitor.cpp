@@ -1,0 +1,275 @@
+#include "rectifier/monitor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace rectifier {
+
+using nlohmann::json;
+
+namespace {
+std::string pct(double f) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.0f%%", 100 * f);
+  return b;
+}
+std::string sci(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2g", v);
+  return b;
+}
+}  // namespace
+
+Monitor::Monitor(Model<float>& model, MonitorConfig cfg) : model_(model), cfg_(cfg) {
+  for (size_t i = 0; i < model.num_layers(); ++i) {
+    const Activation* a = model.layer(i).activation();
+    if (!a) continue;
+    const Shape& s = model.layer(i).out_shape();
+    Watched w;
+    w.layer = i;
+    w.units = s.size() == 3 ? s[0] : int(numel(s));
+    w.spatial = s.size() == 3 ? s[1] * s[2] : 1;
+    w.name = activation_spec(*a);
+    w.can_die = a->kind == Act::relu || a->kind == Act::relu6;
+    w.saturates = a->kind == Act::sigmoid || a->kind == Act::tanh;
+    w.active.assign(size_t(w.units), 0);
+    w.was_alive.assign(size_t(w.units), 1);
+    w.hist.assign(size_t(cfg_.hist_bins), 0);
+    watched_.push_back(std::move(w));
+  }
+  for (size_t i = 0; i < model.num_layers(); ++i) {
+    auto& l = model.layer(i);
+    for (auto& p : l.params())
+      params_.push_back({std::to_string(i) + "." + p.name, p.value, p.grad, p.size(),
+                         p.name == "weight" && (l.kind() == LayerKind::dense || l.kind() == LayerKind::conv)});
+  }
+}
+
+void Monitor::begin_epoch() {
+  ++epoch_;
+  for (auto& w : watched_) {
+    std::fill(w.active.begin(), w.active.end(), 0);
+    std::fill(w.hist.begin(), w.hist.end(), 0);
+    w.zeros = w.count = w.pre_sum = w.pre_sq = w.pre_n = w.saturated = 0;
+    w.lo = w.hi = 0;
+  }
+  for (auto& p : params_) p.norm_sum = p.norm_n = p.ratio_sum = p.ratio_n = 0;
+  total_norm_sum_ = total_norm_max_ = 0;
+  total_norm_n_ = 0;
+  batch_ = 0;
+}
+
+void Monitor::after_forward(int n) {
+  const bool hist = batch_ % cfg_.hist_every == 0;
+  last_n_ = n;
+  ++batch_;
+  for (auto& w : watched_) {
+    const float* y = model_.layer_output(w.layer);
+    const float* x = model_.layer_input(w.layer);
+    const size_t U = size_t(w.units), P = size_t(w.spatial), per = U * P, total = per * size_t(n);
+    uint8_t* act = w.active.data();
+    size_t zeros = 0, sat = 0;
+    for (int i = 0; i < n; ++i) {
+      const float* yi = y + size_t(i) * per;
+      if (P == 1) {
+        for (size_t u = 0; u < U; ++u) {
+          const bool nz = yi[u] != 0.0f;
+          act[u] |= nz;
+          zeros += !nz;
+        }
+      } else {
+        for (size_t u = 0; u < U; ++u) {
+          size_t z = 0;
+          for (size_t p = 0; p < P; ++p) z += yi[u * P + p] == 0.0f;
+          act[u] |= z != P;
+          zeros += z;
+        }
+      }
+      if (w.saturates) {
+        const bool sig = w.name == "sigmoid";
+        for (size_t j = 0; j < per; ++j) {
+          const float v = yi[j];
+          sat += sig ? (v < 0.01f || v > 0.99f) : (v < -0.99f || v > 0.99f);
+        }
+      }
+    }
+    // Pre-activation moments: float partial sums per block, accumulated in double.
+    double s = 0, ss = 0;
+    for (size_t b = 0; b < total; b += 4096) {
+      const size_t e = std::min(total, b + 4096);
+      float fs = 0, fss = 0;
+      for (size_t j = b; j < e; ++j) { fs += x[j]; fss += x[j] * x[j]; }
+      s += fs;
+      ss += fss;
+    }
+    w.zeros += double(zeros);
+    w.count += double(total);
+    w.saturated += double(sat);
+    w.pre_sum += s;
+    w.pre_sq += ss;
+    w.pre_n += double(total);
+    if (hist && std::isfinite(ss)) {
+      if (w.lo == w.hi) {  // the epoch's first histogram batch fixes the range: mean +- 4 std
+        const double m = s / double(total), sd = std::sqrt(std::max(ss / double(total) - m * m, 0.0));
+        w.lo = m - 4 * sd - 1e-6;
+        w.hi = m + 4 * sd + 1e-6;
+      }
+      const double scale = double(cfg_.hist_bins) / (w.hi - w.lo);
+      for (size_t j = 0; j < total; ++j) {
+        long bin = long((x[j] - w.lo) * scale);
+        w.hist[size_t(std::clamp(bin, 0L, long(cfg_.hist_bins) - 1))] += 1;
+      }
+    }
+  }
+}
+
+std::optional<std::string> Monitor::find_nonfinite_activation() const {
+  for (size_t i = 0; i < model_.num_layers(); ++i) {
+    const size_t n = numel(model_.layer(i).out_shape());
+    const float* y = model_.layer_output(i);
+    const size_t rows = size_t(last_n_);  // the buffers hold more rows than the last batch filled
+    for (size_t j = 0; j < n * rows; ++j)
+      if (!std::isfinite(y[j]))
+        return "the output of layer " + std::to_string(i) + " (" + layer_text(model_.layer(i).spec()) + ") is " +
+               (std::isnan(y[j]) ? "NaN" : "infinite") + " at example " + std::to_string(j / n) + ", element " +
+               std::to_string(j % n);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> Monitor::after_backward() {
+  ++step_;
+  double total = 0;
+  std::optional<std::string> bad;
+  for (auto& p : params_) {
+    double ss = 0;
+    for (size_t b = 0; b < p.size; b += 4096) {
+      const size_t e = std::min(p.size, b + 4096);
+      float f = 0;
+      for (size_t j = b; j < e; ++j) f += p.grad[j] * p.grad[j];
+      ss += f;
+    }
+    const double norm = std::sqrt(ss);
+    if (!std::isfinite(norm) && !bad) {
+      size_t at = 0;
+      while (at < p.size && std::isfinite(p.grad[at])) ++at;
+      bad = "the gradient of tensor '" + p.name + "' is " + (at < p.size && std::isnan(p.grad[at]) ? "NaN" : "infinite") +
+            (at < p.size ? " at element " + std::to_string(at) : " (its norm overflows)");
+    }
+    p.norm_sum += norm;
+    p.norm_last = norm;
+    ++p.norm_n;
+    total += ss;
+  }
+  total = std::sqrt(total);
+  total_norm_sum_ += total;
+  total_norm_max_ = std::max(total_norm_max_, total);
+  ++total_norm_n_;
+  return bad;
+}
+
+bool Monitor::wants_update_ratio() const { return step_ % cfg_.update_every == 1; }
+
+void Monitor::before_step() {
+  if (!wants_update_ratio()) return;
+  before_.resize(model_.num_params());
+  std::memcpy(before_.data(), model_.params(), sizeof(float) * before_.size());
+}
+
+void Monitor::after_step() {
+  if (!wants_update_ratio()) return;
+  const float* base = model_.params();
+  for (auto& p : params_) {
+    const size_t off = size_t(p.value - base);
+    double du = 0, w = 0;
+    for (size_t j = 0; j < p.size; ++j) {
+      const double d = double(p.value[j]) - before_[off + j];
+      du += d * d;
+      w += double(before_[off + j]) * before_[off + j];
+    }
+    if (w > 0) { p.ratio_sum += std::sqrt(du / w); ++p.ratio_n; }
+  }
+}
+
+json Monitor::end_epoch() {
+  json out;
+  json layers = json::array(), params = json::array(), warns = json::array();
+  std::vector<Warning> found;
+  for (auto& w : watched_) {
+    size_t alive = 0, revived = 0;
+    for (size_t u = 0; u < w.active.size(); ++u) {
+      alive += w.active[u];
+      revived += w.have_prev && !w.was_alive[u] && w.active[u];
+    }
+    const double dead = w.active.empty() ? 0 : 1.0 - double(alive) / double(w.active.size());
+    const double mean = w.pre_n > 0 ? w.pre_sum / w.pre_n : 0;
+    const double sd = w.pre_n > 0 ? std::sqrt(std::max(w.pre_sq / w.pre_n - mean * mean, 0.0)) : 0;
+    json l = {{"layer", w.layer}, {"activation", w.name}, {"units", w.units},
+              {"dead_fraction", dead}, {"revived_fraction", double(revived) / double(std::max<size_t>(w.active.size(), 1))},
+              {"sparsity", w.count > 0 ? w.zeros / w.count : 0}, {"pre_mean", mean}, {"pre_std", sd},
+              {"hist", {{"lo", w.lo}, {"hi", w.hi}, {"counts", w.hist}}}};
+    if (w.saturates) l["saturated_fraction"] = w.count > 0 ? w.saturated / w.count : 0;
+    layers.push_back(l);
+    if (w.can_die && (dead > cfg_.dead_warn || (w.have_prev && dead - w.prev_dead > cfg_.dead_rise && dead > cfg_.dead_rise))) {
+      std::string msg = "dying ReLU: layer " + std::to_string(w.layer) + " (" + w.name + ") has " + pct(dead) +
+                        " dead units (zero on every training example this epoch)" +
+                        (w.have_prev ? ", " + pct(w.prev_dead) + " the epoch before" : "") +
+                        ". Likely cause: a learning rate too high or a large negative bias. Remedies: lower the learning "
+                        "rate, use He init, a non-negative bias init (--bias-init 0), leaky ReLU (--act leaky_relu), "
+                        "or gradient clipping (--clip-norm 1).";
+      found.push_back({"dying_relu", int(w.layer), msg});
+    }
+    w.was_alive = w.active;
+    w.have_prev = true;
+    w.prev_dead = dead;
+  }
+  const ParamStat* first = nullptr;
+  const ParamStat* last = nullptr;
+  for (auto& p : params_) {
+    const double mean = p.norm_n ? p.norm_sum / double(p.norm_n) : 0;
+    json j = {{"name", p.name}, {"grad_norm", mean}};
+    if (p.ratio_n) j["update_ratio"] = p.ratio_sum / double(p.ratio_n);
+    params.push_back(j);
+    if (p.is_weight) {
+      if (!first) first = &p;
+      last = &p;
+    }
+    p.prev_mean = mean;
+  }
+  if (first && last && first != last) {
+    const double f = first->norm_n ? first->norm_sum / double(first->norm_n) : 0;
+    const double l = last->norm_n ? last->norm_sum / double(last->norm_n) : 0;
+    if (l > 0 && f * cfg_.vanish_ratio <= l)
+      found.push_back({"vanishing_gradient", -1,
+                       "vanishing gradients: the first layer's weight gradient norm (" + first->name + ": " + sci(f) +
+                           ") is " + sci(l / std::max(f, 1e-300)) + " times below the last layer's (" + last->name + ": " +
+                           sci(l) + "). Likely cause: saturating activations (sigmoid, tanh) or too small an init in a "
+                           "deep net. Remedies: ReLU with He init (--act relu --init he), batch norm, fewer layers."});
+  }
+  const double total_mean = total_norm_n_ ? total_norm_sum_ / double(total_norm_n_) : 0;
+  if (!std::isfinite(total_mean) || (prev_total_mean_ > 0 && total_mean > cfg_.explode_growth * prev_total_mean_))
+    found.push_back({"exploding_gradient", -1,
+                     "exploding gradients: the mean gradient norm grew from " + sci(prev_total_mean_) + " to " +
+                         sci(total_mean) + " in one epoch (largest step: " + sci(total_norm_max_) +
+                         "). Likely cause: a learning rate too high or an init gain too large. Remedies: gradient "
+                         "clipping (--clip-norm 1), a lower learning rate, He init with gain 1."});
+  prev_total_mean_ = total_mean;
+  for (const auto& w : found) warns.push_back({{"kind", w.kind}, {"layer", w.layer}, {"message", w.message}});
+  warnings_ = found;
+  out["layers"] = layers;
+  out["params"] = params;
+  out["grad_norm"] = total_mean;
+  out["grad_norm_max"] = total_norm_max_;
+  out["warnings"] = warns;
+  return out;
+}
+
+std::vector<Warning> Monitor::warnings_from_json(const json& d) {
+  std::vector<Warning> out;
+  if (!d.is_object() || !d.contains("warnings")) return out;
+  for (const auto& w : d["warnings"]) out.push_back({w.value("kind", ""), w.value("layer", -1), w.value("message", "")});
+  return out;
+}
+
+}  // namespace rectifier
