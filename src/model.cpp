@@ -1,5 +1,6 @@
 #include "rectifier/model.h"
 
+#include <algorithm>
 #include <cstring>
 #include "rectifier/error.h"
 
@@ -53,12 +54,14 @@ void Model<T>::seed_layers(uint64_t seed) {
 template <class T>
 void Model<T>::reserve(int batch) {
   if (batch <= capacity_) return;
+  batch = std::max(batch, capacity_);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const size_t n = size_t(batch) * numel(layers_[i]->out_shape());
     acts_[i].resize(n);
     dacts_[i].resize(n);
     layers_[i]->reserve(batch);
   }
+  if (want_input_grad_) dinput_.resize(size_t(batch) * numel(input_shape_));
   capacity_ = batch;
 }
 
@@ -79,7 +82,7 @@ void Model<T>::backward(const T* doutput, int n, const std::function<void(size_t
   const size_t L = layers_.size();
   std::memcpy(dacts_[L - 1].data(), doutput, sizeof(T) * size_t(n) * numel(output_shape()));
   for (size_t i = L; i-- > 0;) {
-    T* dx = i > 0 ? dacts_[i - 1].data() : nullptr;
+    T* dx = i > 0 ? dacts_[i - 1].data() : (want_input_grad_ ? dinput_.data() : nullptr);
     if (extra) extra(i, dacts_[i].data(), n);
     layers_[i]->backward(layer_input(i), acts_[i].data(), dacts_[i].data(), dx, n);
   }

@@ -53,6 +53,18 @@ void check_fit(const Model<float>& model, const Dataset& data, LossKind loss) {
   }
 }
 
+// "tensor '2.weight' (layer 2, dense(8)) holds NaN at element 5", or nothing when every parameter is finite.
+std::optional<std::string> nonfinite_param(Model<float>& model) {
+  for (size_t i = 0; i < model.num_layers(); ++i)
+    for (const auto& p : model.layer(i).params())
+      for (size_t j = 0; j < p.size(); ++j)
+        if (!std::isfinite(p.value[j]))
+          return "tensor '" + std::to_string(i) + "." + p.name + "' (layer " + std::to_string(i) + ", " +
+                 layer_text(model.layer(i).spec()) + ") holds " + (std::isnan(p.value[j]) ? "NaN" : "an infinity") +
+                 " at element " + std::to_string(j);
+  return std::nullopt;
+}
+
 class Progress {
  public:
   Progress(bool on, int epochs) : on_(on), epochs_(epochs) {}
@@ -181,9 +193,17 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
         progress.finish();
         result.stopped_nonfinite = true;
         result.nonfinite_message = "non-finite value at step " + std::to_string(step + 1) + " (epoch " +
-                                   std::to_string(epoch) + "): " + *bad + "; the weights of step " +
-                                   std::to_string(step) + ", the last good one, are kept";
-        if (step > 0) std::memcpy(model.params(), last_good.data(), sizeof(float) * model.num_params());
+                                   std::to_string(epoch) + "): " + *bad;
+        // The current weights are the last good ones unless the last update made them non-finite.
+        long kept = step;
+        if (auto where = nonfinite_param(model)) {
+          result.nonfinite_message += "; " + *where;
+          if (step > 0) {
+            std::memcpy(model.params(), last_good.data(), sizeof(float) * model.num_params());
+            kept = step - 1;
+          }
+        }
+        result.nonfinite_message += "; the weights after step " + std::to_string(kept) + ", the last good ones, are kept";
         return result;
       }
       clip_grad_norm(model.grads(), model.num_params(), cfg.clip_norm);

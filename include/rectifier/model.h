@@ -40,6 +40,9 @@ class Model {
   // to the gradient of each layer's output before that layer's backward runs (activation penalties).
   void backward(const T* doutput, int n, const std::function<void(size_t, T*, int)>& extra = {});
   void zero_grad();
+  // When on, backward also computes the gradient with respect to the input x (input_grad(), shape (n, input)).
+  void set_input_grad(bool on) { want_input_grad_ = on; capacity_ = on && dinput_.size() == 0 ? 0 : capacity_; }
+  const T* input_grad() const { return dinput_.data(); }
 
   size_t num_layers() const { return layers_.size(); }
   Layer<T>& layer(size_t i) { return *layers_[i]; }
@@ -71,8 +74,10 @@ class Model {
   std::vector<std::unique_ptr<Layer<T>>> layers_;
   Buffer<T> params_, grads_;
   std::vector<Buffer<T>> acts_, dacts_;
+  Buffer<T> dinput_;
   const T* input_ = nullptr;
   int capacity_ = 0;
+  bool want_input_grad_ = false;
 };
 
 // A model with what it needs beyond its layers: how inputs are scaled and what the outputs mean.

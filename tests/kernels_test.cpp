@@ -1,0 +1,104 @@
+// Every fast kernel against its plain scalar reference.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include "kernels/conv_kernels.h"
+#include "kernels/gemm.h"
+#include "rectifier/activation.h"
+#include "test_util.h"
+
+namespace rectifier {
+
+class ActivationKernel : public ::testing::TestWithParam<std::string> {};
+
+// Sizes around the SIMD widths, the parallel threshold (64K) and the chunking.
+TEST_P(ActivationKernel, MatchesScalarReference) {
+  const Activation a = *parse_activation(GetParam());
+  for (size_t n : {size_t(1), size_t(7), size_t(16), size_t(33), size_t(65535), size_t(65536), size_t(200003)}) {
+    Rng rng(n);
+    std::vector<float> x(n), dy(n), y(n), dx(n);
+    for (size_t i = 0; i < n; ++i) { x[i] = float(4 * rng.normal()); dy[i] = float(rng.normal()); }
+    if (n > 3) { x[0] = 0.0f; x[1] = -0.0f; x[2] = 6.0f; }
+    act_forward(a, x.data(), y.data(), n);
+    act_backward(a, x.data(), dy.data(), dx.data(), n);
+    for (size_t i = 0; i < n; ++i) {
+      const float ry = act_value(a, x[i]), rdx = dy[i] * act_derivative(a, x[i]);
+      ASSERT_NEAR(y[i], ry, 1e-6f * std::max(1.0f, std::abs(ry))) << GetParam() << " n=" << n << " i=" << i;
+      ASSERT_NEAR(dx[i], rdx, 1e-6f * std::max(1.0f, std::abs(rdx))) << GetParam() << " n=" << n << " i=" << i;
+    }
+    if (a.kind == Act::relu) {  // ReLU is exact: the input itself or zero
+      for (size_t i = 0; i < n; ++i) ASSERT_TRUE(std::memcmp(&y[i], &x[i], 4) == 0 || y[i] == 0.0f);
+    }
+  }
+}
+INSTANTIATE_TEST_SUITE_P(All, ActivationKernel,
+                         ::testing::Values("relu", "relu(prime0=1)", "leaky_relu", "elu", "selu", "gelu", "silu", "relu6",
+                                           "softplus", "mish", "sigmoid", "tanh", "identity"));
+
+TEST(ActivationKernel, ReluPropagatesNaN) {
+  float x[2] = {std::nanf(""), -1.0f}, y[2];
+  act_forward(*parse_activation("relu"), x, y, 2);
+  EXPECT_TRUE(std::isnan(y[0]));
+  EXPECT_EQ(y[1], 0.0f);
+}
+
+TEST(Gemm, MatchesReferenceInAllTranspositions) {
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      const int m = 13, n = 17, k = 29;
+      auto A = test::random_vec(size_t(m * k), 1), B = test::random_vec(size_t(k * n), 2), C = test::random_vec(size_t(m * n), 3);
+      auto R = C;
+      const int lda = ta ? m : k, ldb = tb ? k : n;
+      kernels::gemm(ta, tb, m, n, k, 0.5, A.data(), lda, B.data(), ldb, 2.0, C.data(), n);
+      kernels::gemm_ref(ta, tb, m, n, k, 0.5, A.data(), lda, B.data(), ldb, 2.0, R.data(), n);
+      for (size_t i = 0; i < C.size(); ++i) ASSERT_NEAR(C[i], R[i], 1e-12);
+      std::vector<float> Af(A.begin(), A.end()), Bf(B.begin(), B.end()), Cf(size_t(m * n)), Rf(size_t(m * n));
+      kernels::gemm(ta, tb, m, n, k, 1.0f, Af.data(), lda, Bf.data(), ldb, 0.0f, Cf.data(), n);
+      kernels::gemm_ref(ta, tb, m, n, k, 1.0f, Af.data(), lda, Bf.data(), ldb, 0.0f, Rf.data(), n);
+      for (size_t i = 0; i < Cf.size(); ++i) ASSERT_NEAR(Cf[i], Rf[i], 1e-4);
+    }
+}
+
+// The im2col + GEMM convolution layer against direct convolution, in float, over strides, padding and batch sizes
+// large enough to need several image groups.
+TEST(ConvKernel, LayerMatchesDirectConvolution) {
+  struct Case { const char* text; Shape in; int n; };
+  for (const auto& c : {Case{"conv(16,5,pad=2)", {1, 28, 28}, 3}, Case{"conv(8,3,stride=2,pad=1)", {4, 9, 11}, 5},
+                        Case{"conv(4,3)", {16, 14, 14}, 70}}) {
+    auto spec = parse_arch(c.text, ArchContext{}).at(0);
+    Model<float> m({spec}, c.in);
+    m.init(InitSpec{}, 1);
+    const auto& out = m.output_shape();
+    kernels::ConvGeometry g{c.in[0], c.in[1], c.in[2], spec.units, spec.kernel, spec.stride, spec.pad, out[1], out[2]};
+    auto xd = test::random_vec(size_t(c.n) * numel(c.in), 2);
+    std::vector<float> x(xd.begin(), xd.end()), ref(size_t(c.n) * numel(out));
+    for (size_t i = 0; i < 4 && i < size_t(spec.units); ++i) m.params()[m.num_params() - 1 - i] = 0.1f * float(i);  // bias
+    const float* y = m.forward(x.data(), c.n, true);
+    const float* W = m.params();
+    const float* b = W + size_t(spec.units) * c.in[0] * spec.kernel * spec.kernel;
+    kernels::conv2d_ref(g, x.data(), W, b, ref.data(), c.n);
+    for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(y[i], ref[i], 1e-4) << c.text << " at " << i;
+  }
+}
+
+TEST(PoolKernel, MaxPoolPicksTheMaxAndRoutesTheGradient) {
+  kernels::ConvGeometry g{1, 4, 4, 1, 2, 2, 0, 2, 2};
+  float x[16] = {1, 2, 0, 0, 3, 4, 0, 9, -1, -2, 5, 5, -3, -4, 5, 6};
+  float y[4], dx[16], dy[4] = {1, 2, 3, 4};
+  int32_t am[4];
+  kernels::maxpool_forward(g, x, y, am, 1);
+  EXPECT_EQ(y[0], 4);
+  EXPECT_EQ(y[1], 9);
+  EXPECT_EQ(y[2], -1);
+  EXPECT_EQ(y[3], 6);
+  kernels::maxpool_backward(g, dy, am, dx, 1);
+  EXPECT_EQ(dx[5], 1);
+  EXPECT_EQ(dx[7], 2);
+  EXPECT_EQ(dx[8], 3);
+  EXPECT_EQ(dx[15], 4);
+  float sum = 0;
+  for (float v : dx) sum += v;
+  EXPECT_EQ(sum, 10);
+}
+
+}  // namespace rectifier

@@ -1,0 +1,145 @@
+// The trainer (learning, determinism, non-finite stop) and the monitor's counters and warnings.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include "rectifier/monitor.h"
+#include "rectifier/trainer.h"
+#include "test_util.h"
+
+namespace rectifier {
+
+static Model<float> mlp(const std::string& arch, const Shape& in, uint64_t seed = 0, InitSpec init = {}) {
+  ArchContext ctx;
+  ctx.input = in;
+  Model<float> m(parse_arch(arch, ctx), in);
+  m.init(init, seed);
+  return m;
+}
+
+TEST(Trainer, LearnsSpirals) {
+  DataSplit d = load_data("spirals");
+  Model<float> m = mlp("dense(64) relu dense(64) relu dense(2)", {2});
+  TrainConfig c;
+  c.epochs = 40;
+  c.batch = 32;
+  c.optimizer.lr = 0.1;
+  auto r = train(m, d, c);
+  EXPECT_GT(r.epochs.back().test_accuracy, 0.95);
+}
+
+TEST(Trainer, SameSeedOneThreadIsBitIdentical) {
+  DataSplit d = load_data("moons:500");
+  auto run = [&](uint64_t seed) {
+    Model<float> m = mlp("dense(16) relu dropout(0.2) dense(16) relu dense(2)", {2}, seed);
+    TrainConfig c;
+    c.epochs = 3;
+    c.batch = 16;
+    c.seed = seed;
+    c.threads = 1;
+    train(m, d, c);
+    return std::vector<float>(m.params(), m.params() + m.num_params());
+  };
+  const auto a = run(5), b = run(5), c = run(6);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0);
+  EXPECT_NE(std::memcmp(a.data(), c.data(), a.size() * 4), 0);
+}
+
+TEST(Trainer, ForcedNaNStopsAndKeepsTheLastGoodWeights) {
+  DataSplit d = load_data("xor:256");
+  Model<float> m = mlp("dense(8) relu dense(8) relu dense(2)", {2});
+  Monitor mon(m);
+  TrainConfig c;
+  c.epochs = 2;
+  c.batch = 32;
+  std::vector<float> good;
+  // Step 3's update "goes wrong": one weight of layer 2 becomes NaN. Step 4 must stop, naming the layer and the
+  // tensor, and put back the weights after step 2.
+  auto on_step = [&](long step, int, double) {
+    if (step == 2) good.assign(m.params(), m.params() + m.num_params());
+    if (step == 3) m.layer(2).params()[0].value[5] = std::nanf("");
+  };
+  auto r = train(m, d, c, {}, &mon, on_step);
+  ASSERT_TRUE(r.stopped_nonfinite);
+  EXPECT_NE(r.nonfinite_message.find("step 4"), std::string::npos) << r.nonfinite_message;
+  EXPECT_NE(r.nonfinite_message.find("layer 2"), std::string::npos) << r.nonfinite_message;
+  EXPECT_NE(r.nonfinite_message.find("'2.weight'"), std::string::npos) << r.nonfinite_message;
+  EXPECT_NE(r.nonfinite_message.find("after step 2"), std::string::npos) << r.nonfinite_message;
+  EXPECT_EQ(std::memcmp(good.data(), m.params(), good.size() * 4), 0);
+}
+
+TEST(Monitor, CountsDeadUnitsAndSparsityByHand) {
+  Model<float> m = mlp("dense(3) relu", {1});
+  // unit 0: bias -100 (dead on every input); unit 1: active only when x > 0.5; unit 2: always active.
+  float* W = m.layer(0).params()[0].value;
+  float* b = m.layer(0).params()[1].value;
+  W[0] = 1; b[0] = -100;
+  W[1] = 1; b[1] = -0.5f;
+  W[2] = 0; b[2] = 1;
+  Monitor mon(m);
+  mon.begin_epoch();
+  float x[4] = {0.1f, 0.2f, 0.3f, 0.9f};
+  m.forward(x, 4, true);
+  mon.after_forward(4);
+  auto j = mon.end_epoch();
+  const auto& l = j["layers"][0];
+  EXPECT_NEAR(l["dead_fraction"].get<double>(), 1.0 / 3, 1e-12);  // unit 1 was alive on one example: not dead
+  EXPECT_NEAR(l["sparsity"].get<double>(), 7.0 / 12, 1e-12);      // 4 + 3 zeros of 12
+  EXPECT_NEAR(l["pre_mean"].get<double>(), (4 * -99.625 + 4 * -0.125 + 4) / 12.0, 1e-3);
+  // Next epoch: unit 1 is dead, then revives in the epoch after.
+  mon.begin_epoch();
+  float lo[2] = {0.1f, 0.2f};
+  m.forward(lo, 2, true);
+  mon.after_forward(2);
+  EXPECT_NEAR(mon.end_epoch()["layers"][0]["dead_fraction"].get<double>(), 2.0 / 3, 1e-12);
+  mon.begin_epoch();
+  m.forward(x, 4, true);
+  mon.after_forward(4);
+  auto k = mon.end_epoch();
+  EXPECT_NEAR(k["layers"][0]["revived_fraction"].get<double>(), 1.0 / 3, 1e-12);
+  ASSERT_EQ(mon.warnings().size(), 1u);  // 33% dead > 30%
+  EXPECT_EQ(mon.warnings()[0].kind, "dying_relu");
+}
+
+TEST(Monitor, DyingReluWarningFiresOnProvokedCaseOnly) {
+  DataSplit d = load_data("moons:2000");
+  auto run = [&](double lr, double bias) {
+    InitSpec init;
+    init.bias = bias;
+    Model<float> m = mlp("dense(64) relu dense(64) relu dense(2)", {2}, 1, init);
+    Monitor mon(m);
+    TrainConfig c;
+    c.epochs = 3;
+    c.optimizer.lr = lr;
+    c.stop_on_nonfinite = false;
+    auto r = train(m, d, c, {}, &mon);
+    int dying = 0;
+    for (const auto& e : r.epochs)
+      for (const auto& w : Monitor::warnings_from_json(e.diagnostics)) dying += w.kind == "dying_relu";
+    return dying;
+  };
+  EXPECT_GT(run(1.0, -1.0), 0);
+  EXPECT_EQ(run(0.05, 0.0), 0);
+}
+
+TEST(Monitor, VanishingGradientWarningForDeepSigmoidNotForReluHe) {
+  DataSplit d = load_data("moons:1000");
+  auto warnings = [&](const std::string& act, InitScheme s) {
+    std::string arch;
+    for (int i = 0; i < 9; ++i) arch += "dense(32) " + act + " ";
+    InitSpec init;
+    init.scheme = s;
+    Model<float> m = mlp(arch + "dense(2)", {2}, 2, init);
+    Monitor mon(m);
+    TrainConfig c;
+    c.epochs = 1;
+    train(m, d, c, {}, &mon);
+    int v = 0;
+    for (const auto& w : mon.warnings()) v += w.kind == "vanishing_gradient";
+    return v;
+  };
+  EXPECT_EQ(warnings("sigmoid", InitScheme::xavier_normal), 1);
+  EXPECT_EQ(warnings("relu", InitScheme::he_normal), 0);
+}
+
+}  // namespace rectifier
