@@ -3,7 +3,7 @@
 # when a package is absent. usage: install-deps.sh [build|test|bench]   (each level includes the previous)
 set -euo pipefail
 level=${1:-build}
-build=(g++ cmake make pkg-config libopenblas-dev libomp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
+build=(g++ cmake make pkg-config libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
        libgtest-dev libbenchmark-dev libhwy-dev dataset-fashion-mnist)
 # test: PyTorch checks the model files and the fixtures; Chromium opens the HTML report; libxml2-utils checks SVG.
 test=(python3 python3-numpy python3-torch chromium libxml2-utils)

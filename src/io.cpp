@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include "rectifier/data.h"
 #include "rectifier/error.h"
 
 namespace rectifier {
@@ -147,6 +148,16 @@ SafeTensors decode_safetensors(const std::string& bytes, const std::string& path
     if (ranges[i].first < ranges[i - 1].second)
       throw Error(path + ": tensors overlap at data byte " + std::to_string(ranges[i].first));
   return st;
+}
+
+ModelInfo model_info(const Model<float>& model, const Dataset& train, const std::string& loss) {
+  ModelInfo info;
+  info.arch = model.arch();
+  info.input = train.shape;
+  info.loss = loss;
+  info.input_scale = train.scale;
+  info.classes = train.classes;
+  return info;
 }
 
 template <class T>

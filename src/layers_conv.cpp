@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <omp.h>
 #include "kernels/conv_kernels.h"
 #include "kernels/gemm.h"
 #include "layers_internal.h"
@@ -20,6 +21,9 @@ void need_image(const LayerSpec& s, const Shape& in) {
 }
 }  // namespace
 
+// Each thread takes whole images: im2col into its own column buffer, then one single-threaded GEMM per image that
+// writes the NCHW output directly. Weight gradients go to per-thread accumulators summed in thread order, so a run
+// is deterministic for a given thread count.
 template <class T>
 class Conv2D final : public Layer<T> {
  public:
@@ -38,12 +42,10 @@ class Conv2D final : public Layer<T> {
     this->params_ = {{"weight", {g_.oc, g_.c, g_.k, g_.k}}, {"bias", {g_.oc}}};
     return this->out_;
   }
-  void reserve(int batch) override {
-    const size_t K = size_t(g_.c) * g_.k * g_.k, P = size_t(g_.oh) * g_.ow;
-    // Images per GEMM: enough for a large product, few enough that the column buffer stays near 16 MB.
-    group_ = int(std::clamp<size_t>((size_t(4) << 20) / std::max<size_t>(K * P, 1), 1, size_t(batch)));
-    col_.resize(K * P * group_);
-    tmp_.resize(size_t(g_.oc) * P * group_);
+  void reserve(int) override {
+    threads_ = omp_get_max_threads();
+    col_.resize(K() * P() * size_t(threads_));
+    dw_.resize((K() + 1) * size_t(g_.oc) * size_t(threads_));  // weights, then bias, per thread
   }
   void init(const InitSpec& s, Rng& rng) override {
     const int fan_in = g_.c * g_.k * g_.k, fan_out = g_.oc * g_.k * g_.k;
@@ -52,45 +54,68 @@ class Conv2D final : public Layer<T> {
   }
   // x: (n, C, H, W)  y: (n, OC, OH, OW)
   void forward(const T* x, T* y, int n, bool) override {
-    const int K = g_.c * g_.k * g_.k, P = g_.oh * g_.ow;
+    const int K = int(this->K()), P = int(this->P());
     const T* W = this->params_[0].value;
     const T* b = this->params_[1].value;
-    for (int i0 = 0; i0 < n; i0 += group_) {
-      const int G = std::min(group_, n - i0);
-      kernels::im2col(g_, x + size_t(i0) * g_.c * g_.h * g_.w, G, col_.data());
-      gemm(false, false, g_.oc, G * P, K, T(1), W, K, col_.data(), G * P, T(0), tmp_.data(), G * P);  // (OC, G*P)
-      // (OC, G, P) -> (G, OC, P) plus bias
-#pragma omp parallel for schedule(static) if (size_t(G) * g_.oc * P > 65536)
-      for (int gi = 0; gi < G; ++gi)
-        for (int o = 0; o < g_.oc; ++o) {
-          const T* src = tmp_.data() + size_t(o) * G * P + size_t(gi) * P;
-          T* dst = y + (size_t(i0 + gi) * g_.oc + o) * P;
-          for (int p = 0; p < P; ++p) dst[p] = src[p] + b[o];
+    const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P;
+#pragma omp parallel num_threads(threads_)
+    {
+      T* col = col_.data() + size_t(omp_get_thread_num()) * K * P;
+#pragma omp for schedule(static)
+      for (int i = 0; i < n; ++i) {
+        T* yi = y + size_t(i) * out_sz;
+        for (int o = 0; o < g_.oc; ++o) std::fill(yi + size_t(o) * P, yi + size_t(o + 1) * P, b[o]);
+        if (pointwise()) {
+          gemm(false, false, g_.oc, P, K, T(1), W, K, x + size_t(i) * in_sz, P, T(1), yi, P);
+          continue;
         }
+        kernels::im2col(g_, x + size_t(i) * in_sz, 1, col);
+        gemm(false, false, g_.oc, P, K, T(1), W, K, col, P, T(1), yi, P);  // (OC, P) = W (OC, K) col (K, P)
+      }
     }
   }
   void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
-    const int K = g_.c * g_.k * g_.k, P = g_.oh * g_.ow;
+    const int K = int(this->K()), P = int(this->P());
     const T* W = this->params_[0].value;
-    T* dW = this->params_[0].grad;
-    T* db = this->params_[1].grad;
-    for (int i0 = 0; i0 < n; i0 += group_) {
-      const int G = std::min(group_, n - i0);
-      // dy (G, OC, P) -> tmp (OC, G*P); bias gradient on the way
-      for (int gi = 0; gi < G; ++gi)
+    const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P, acc = (size_t(K) + 1) * g_.oc;
+    const int used = std::min(threads_, std::max(n, 1));
+#pragma omp parallel num_threads(threads_)
+    {
+      const int t = omp_get_thread_num();
+      T* col = col_.data() + size_t(t) * K * P;
+      T* dw = dw_.data() + size_t(t) * acc;
+      T* db = dw + size_t(K) * g_.oc;
+      std::fill(dw, dw + acc, T(0));
+#pragma omp for schedule(static)
+      for (int i = 0; i < n; ++i) {
+        const T* dyi = dy + size_t(i) * out_sz;
         for (int o = 0; o < g_.oc; ++o) {
-          const T* src = dy + (size_t(i0 + gi) * g_.oc + o) * P;
-          T* dst = tmp_.data() + size_t(o) * G * P + size_t(gi) * P;
           T s = 0;
-          for (int p = 0; p < P; ++p) { dst[p] = src[p]; s += src[p]; }
+          for (int p = 0; p < P; ++p) s += dyi[size_t(o) * P + p];
           db[o] += s;
         }
-      const T* xg = x + size_t(i0) * g_.c * g_.h * g_.w;
-      kernels::im2col(g_, xg, G, col_.data());
-      gemm(false, true, g_.oc, K, G * P, T(1), tmp_.data(), G * P, col_.data(), G * P, T(1), dW, K);  // dW += dy col^T
-      if (!dx) continue;
-      gemm(true, false, K, G * P, g_.oc, T(1), W, K, tmp_.data(), G * P, T(0), col_.data(), G * P);  // dcol = W^T dy
-      kernels::col2im(g_, col_.data(), G, dx + size_t(i0) * g_.c * g_.h * g_.w);
+        const T* xcol = x + size_t(i) * in_sz;
+        if (!pointwise()) {
+          kernels::im2col(g_, xcol, 1, col);
+          xcol = col;
+        }
+        gemm(false, true, g_.oc, K, P, T(1), dyi, P, xcol, P, T(1), dw, K);  // dW (OC, K) += dy (OC, P) col^T
+        if (!dx) continue;
+        T* dxi = dx + size_t(i) * in_sz;
+        if (pointwise()) {
+          gemm(true, false, K, P, g_.oc, T(1), W, K, dyi, P, T(0), dxi, P);
+        } else {
+          gemm(true, false, K, P, g_.oc, T(1), W, K, dyi, P, T(0), col, P);  // dcol (K, P) = W^T dy
+          kernels::col2im(g_, col, 1, dxi);
+        }
+      }
+    }
+    T* dW = this->params_[0].grad;
+    T* dB = this->params_[1].grad;
+    for (int t = 0; t < used; ++t) {
+      const T* dw = dw_.data() + size_t(t) * acc;
+      for (size_t j = 0; j < size_t(K) * g_.oc; ++j) dW[j] += dw[j];
+      for (int o = 0; o < g_.oc; ++o) dB[o] += dw[size_t(K) * g_.oc + o];
     }
   }
   std::string torch_module() const override {
@@ -101,9 +126,13 @@ class Conv2D final : public Layer<T> {
   }
 
  private:
+  size_t K() const { return size_t(g_.c) * g_.k * g_.k; }
+  size_t P() const { return size_t(g_.oh) * g_.ow; }
+  // A 1x1 convolution with stride 1 and no padding needs no im2col: the image is its own column matrix.
+  bool pointwise() const { return g_.k == 1 && g_.stride == 1 && g_.pad == 0; }
   kernels::ConvGeometry g_{};
-  int group_ = 1;
-  Buffer<T> col_, tmp_;
+  int threads_ = 1;
+  Buffer<T> col_, dw_;
 };
 
 template <class T>

@@ -30,6 +30,8 @@ std::string encode_safetensors(const SafeTensors& st);
 // Validates every field: header length, JSON, dtypes, shapes against byte ranges, overlaps and file size.
 SafeTensors decode_safetensors(const std::string& bytes, const std::string& path);
 
+// What a model file records for a model trained on `train` with `loss`: input shape, scaling, classes.
+ModelInfo model_info(const Model<float>& model, const struct Dataset& train, const std::string& loss = "cross_entropy");
 // Saves a model (float32 tensors by state_dict name; architecture and preprocessing in __metadata__).
 template <class T> void save_model(const std::string& path, Model<T>& model, const ModelInfo& info);
 // Loads a model file: builds the architecture it records and fills every tensor, checking names and shapes.

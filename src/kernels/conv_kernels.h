@@ -1,4 +1,5 @@
-// Convolution and pooling loops on raw NCHW arrays. Never allocate. The direct-convolution reference at the end is
+// Convolution and pooling loops on raw NCHW arrays. Never allocate. im2col and col2im are serial: the convolution
+// layer runs them per image inside its own parallel loop. The direct-convolution reference at the end is
 // the test oracle for the im2col + GEMM path.
 #pragma once
 #include <cstddef>
@@ -19,7 +20,6 @@ template <class T>
 void im2col(const ConvGeometry& g, const T* x, int G, T* col) {
   const int K = g.c * g.k * g.k, P = g.oh * g.ow;
   const size_t GP = size_t(G) * P;
-#pragma omp parallel for schedule(static) if (size_t(K) * GP > 65536)
   for (int r = 0; r < K; ++r) {
     const int c = r / (g.k * g.k), ki = (r / g.k) % g.k, kj = r % g.k;
     T* dst = col + size_t(r) * GP;
@@ -47,7 +47,6 @@ template <class T>
 void col2im(const ConvGeometry& g, const T* col, int G, T* dx) {
   const int P = g.oh * g.ow;
   const size_t GP = size_t(G) * P;
-#pragma omp parallel for schedule(static) if (size_t(g.c) * G * g.h * g.w > 16384)
   for (int c = 0; c < g.c; ++c) {
     for (int gi = 0; gi < G; ++gi) {
       T* xc = dx + (size_t(gi) * g.c + c) * g.h * g.w;
