@@ -58,9 +58,29 @@ class ActivationLayer final : public Layer<T> {
  public:
   using Layer<T>::Layer;
   Shape build(const Shape& in) override { return this->in_ = this->out_ = in, this->out_; }
-  void forward(const T* x, T* y, int n, bool) override { act_forward(this->spec_.act, x, y, size_t(n) * numel(this->in_)); }
+  void reserve(int batch) override {
+    if (masked()) mask_.resize(relu_mask_bytes(size_t(batch) * numel(this->in_)));
+  }
+  void forward(const T* x, T* y, int n, bool) override {
+    const size_t m = size_t(n) * numel(this->in_);
+    if constexpr (std::is_same_v<T, float>) {
+      if (masked()) {  // keep 1 bit per element for backward (eval too: diagnose runs backward after it)
+        relu_forward(x, y, mask_.data(), m);
+        return;
+      }
+    }
+    act_forward(this->spec_.act, x, y, m);
+  }
   void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
-    if (dx) act_backward(this->spec_.act, x, dy, dx, size_t(n) * numel(this->in_));
+    if (!dx) return;
+    const size_t m = size_t(n) * numel(this->in_);
+    if constexpr (std::is_same_v<T, float>) {
+      if (masked()) {
+        relu_backward_mask(mask_.data(), dy, dx, m);
+        return;
+      }
+    }
+    act_backward(this->spec_.act, x, dy, dx, m);
   }
   std::string torch_module() const override {
     const Activation& a = this->spec_.act;
@@ -80,6 +100,10 @@ class ActivationLayer final : public Layer<T> {
     }
     return "nn.Identity()";
   }
+
+ private:
+  bool masked() const { return std::is_same_v<T, float> && this->spec_.act.kind == Act::relu && this->spec_.act.param == 0; }
+  Buffer<uint8_t> mask_;
 };
 
 // Leaky ReLU whose slope is learned: one slope for the whole layer (nn.PReLU()), initialised to 0.25.

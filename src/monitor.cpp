@@ -60,6 +60,32 @@ void Monitor::begin_epoch() {
   batch_ = 0;
 }
 
+namespace {
+// Sum and sum of squares, vectorised (the simd reduction lets the compiler reassociate) and split over threads.
+void moments(const float* x, size_t n, double& sum, double& sq) {
+  double s = 0, ss = 0;
+  const long blocks = long((n + 4095) / 4096);
+#pragma omp parallel for reduction(+ : s, ss) schedule(static) if (n > 65536)
+  for (long b = 0; b < blocks; ++b) {
+    const size_t lo = size_t(b) * 4096, hi = std::min(n, lo + 4096);
+    float fs = 0, fss = 0;
+#pragma omp simd reduction(+ : fs, fss)
+    for (size_t j = lo; j < hi; ++j) { fs += x[j]; fss += x[j] * x[j]; }
+    s += fs;
+    ss += fss;
+  }
+  sum = s;
+  sq = ss;
+}
+
+size_t count_zeros(const float* y, size_t n) {
+  size_t z = 0;
+#pragma omp simd reduction(+ : z)
+  for (size_t j = 0; j < n; ++j) z += y[j] == 0.0f;
+  return z;
+}
+}  // namespace
+
 void Monitor::after_forward(int n) {
   const bool hist = batch_ % cfg_.hist_every == 0;
   last_n_ = n;
@@ -70,39 +96,36 @@ void Monitor::after_forward(int n) {
     const size_t U = size_t(w.units), P = size_t(w.spatial), per = U * P, total = per * size_t(n);
     uint8_t* act = w.active.data();
     size_t zeros = 0, sat = 0;
-    for (int i = 0; i < n; ++i) {
-      const float* yi = y + size_t(i) * per;
-      if (P == 1) {
+    if (P == 1) {  // dense units: rows of U values
+      for (int i = 0; i < n; ++i) {
+        const float* yi = y + size_t(i) * per;
         for (size_t u = 0; u < U; ++u) {
           const bool nz = yi[u] != 0.0f;
           act[u] |= nz;
           zeros += !nz;
         }
-      } else {
-        for (size_t u = 0; u < U; ++u) {
-          size_t z = 0;
-          for (size_t p = 0; p < P; ++p) z += yi[u * P + p] == 0.0f;
-          act[u] |= z != P;
-          zeros += z;
-        }
       }
-      if (w.saturates) {
-        const bool sig = w.name == "sigmoid";
-        for (size_t j = 0; j < per; ++j) {
-          const float v = yi[j];
-          sat += sig ? (v < 0.01f || v > 0.99f) : (v < -0.99f || v > 0.99f);
+    } else {  // conv channels: a thread takes whole channels across the batch
+#pragma omp parallel for reduction(+ : zeros) schedule(static) if (total > 65536)
+      for (long u = 0; u < long(U); ++u) {
+        size_t zu = 0;
+        bool alive = false;
+        for (int i = 0; i < n; ++i) {
+          const size_t z = count_zeros(y + size_t(i) * per + size_t(u) * P, P);
+          alive |= z != P;
+          zu += z;
         }
+        act[u] |= alive;
+        zeros += zu;
       }
     }
-    // Pre-activation moments: float partial sums per block, accumulated in double.
+    if (w.saturates) {
+      const bool sig = w.name == "sigmoid";
+#pragma omp simd reduction(+ : sat)
+      for (size_t j = 0; j < total; ++j) sat += sig ? (y[j] < 0.01f || y[j] > 0.99f) : (y[j] < -0.99f || y[j] > 0.99f);
+    }
     double s = 0, ss = 0;
-    for (size_t b = 0; b < total; b += 4096) {
-      const size_t e = std::min(total, b + 4096);
-      float fs = 0, fss = 0;
-      for (size_t j = b; j < e; ++j) { fs += x[j]; fss += x[j] * x[j]; }
-      s += fs;
-      ss += fss;
-    }
+    moments(x, total, s, ss);
     w.zeros += double(zeros);
     w.count += double(total);
     w.saturated += double(sat);
@@ -115,8 +138,10 @@ void Monitor::after_forward(int n) {
         w.lo = m - 4 * sd - 1e-6;
         w.hi = m + 4 * sd + 1e-6;
       }
+      // The batch is shuffled, so its first examples are a random sample: at most 64K values per histogram batch.
+      const size_t m = std::min(total, size_t(1) << 16);
       const double scale = double(cfg_.hist_bins) / (w.hi - w.lo);
-      for (size_t j = 0; j < total; ++j) {
+      for (size_t j = 0; j < m; ++j) {
         long bin = long((x[j] - w.lo) * scale);
         w.hist[size_t(std::clamp(bin, 0L, long(cfg_.hist_bins) - 1))] += 1;
       }
@@ -143,13 +168,8 @@ std::optional<std::string> Monitor::after_backward() {
   double total = 0;
   std::optional<std::string> bad;
   for (auto& p : params_) {
-    double ss = 0;
-    for (size_t b = 0; b < p.size; b += 4096) {
-      const size_t e = std::min(p.size, b + 4096);
-      float f = 0;
-      for (size_t j = b; j < e; ++j) f += p.grad[j] * p.grad[j];
-      ss += f;
-    }
+    double sum = 0, ss = 0;
+    moments(p.grad, p.size, sum, ss);
     const double norm = std::sqrt(ss);
     if (!std::isfinite(norm) && !bad) {
       size_t at = 0;

@@ -35,6 +35,25 @@ INSTANTIATE_TEST_SUITE_P(All, ActivationKernel,
                          ::testing::Values("relu", "relu(prime0=1)", "leaky_relu", "elu", "selu", "gelu", "silu", "relu6",
                                            "softplus", "mish", "sigmoid", "tanh", "identity"));
 
+// The mask path (forward keeps x > 0 as bits, backward reads them) and the streaming-store path for large arrays.
+TEST(ActivationKernel, ReluMaskAndStreamingMatchReference) {
+  for (size_t n : {size_t(1), size_t(15), size_t(65536 + 7), size_t(3 << 20) + 5}) {
+    Rng rng(n);
+    std::vector<float> x(n), y(n), dy(n), dx(n), dx2(n);
+    for (size_t i = 0; i < n; ++i) { x[i] = float(rng.normal()); dy[i] = float(rng.normal()); }
+    x[0] = 0.0f;
+    std::vector<uint8_t> mask(relu_mask_bytes(n));
+    relu_forward(x.data(), y.data(), mask.data(), n);
+    relu_backward_mask(mask.data(), dy.data(), dx.data(), n);
+    relu_backward(x.data(), dy.data(), dx2.data(), n);
+    for (size_t i = 0; i < n; ++i) {
+      ASSERT_EQ(y[i], x[i] < 0 ? 0.0f : x[i]) << n << " " << i;
+      ASSERT_EQ(dx[i], x[i] > 0 ? dy[i] : 0.0f) << n << " " << i;
+      ASSERT_EQ(dx2[i], dx[i]) << n << " " << i;
+    }
+  }
+}
+
 TEST(ActivationKernel, ReluPropagatesNaN) {
   float x[2] = {std::nanf(""), -1.0f}, y[2];
   act_forward(*parse_activation("relu"), x, y, 2);

@@ -3,6 +3,7 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -118,5 +119,13 @@ inline T act_derivative(const Activation& a, T x) {
 template <class T> void act_forward(const Activation& a, const T* x, T* y, size_t n);
 // dx = dy * f'(x). x is the activation's input (pre-activation).
 template <class T> void act_backward(const Activation& a, const T* x, const T* dy, T* dx, size_t n);
+
+// ReLU (ReLU'(0) = 0) in float, the hot path: Highway SIMD for the best target of the running CPU.
+// relu_forward keeps a 1-bit mask of x > 0 when `mask` is not null (relu_mask_bytes(n) bytes);
+// relu_backward_mask then computes dx = dy * [x > 0] reading the mask instead of x.
+size_t relu_mask_bytes(size_t n);
+void relu_forward(const float* x, float* y, uint8_t* mask, size_t n);
+void relu_backward(const float* x, const float* dy, float* dx, size_t n);
+void relu_backward_mask(const uint8_t* mask, const float* dy, float* dx, size_t n);
 
 }  // namespace rectifier

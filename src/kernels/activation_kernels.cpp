@@ -1,6 +1,5 @@
-// Fast activation kernels. ReLU, the hot one, has hand-shaped loops compiled for AVX-512, AVX2 and baseline x86-64
-// and picked at load time (target_clones); the other activations run the shared math in a loop the switch sits
-// outside of. OpenMP splits large arrays over the cores.
+// Fast activation kernels. ReLU, the hot one, goes to the Highway kernels (relu_hwy.cpp, dispatched at run time);
+// the other activations run the shared math in a loop the switch sits outside of. OpenMP splits large arrays.
 #include <cstddef>
 #include "rectifier/activation.h"
 
@@ -8,16 +7,6 @@ namespace rectifier {
 
 namespace {
 constexpr size_t kParallelMin = size_t(1) << 16;  // below this, threads cost more than they save
-
-#define RECTIFIER_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-
-RECTIFIER_CLONES void relu_forward_f32(const float* __restrict x, float* __restrict y, size_t n) {
-  for (size_t i = 0; i < n; ++i) y[i] = x[i] < 0.0f ? 0.0f : x[i];
-}
-RECTIFIER_CLONES void relu_backward_f32(const float* __restrict x, const float* __restrict dy, float* __restrict dx,
-                                        size_t n) {
-  for (size_t i = 0; i < n; ++i) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
-}
 
 template <class T, class F>
 void parallel_chunks(size_t n, F&& f) {
@@ -36,7 +25,7 @@ template <class T>
 void act_forward(const Activation& a, const T* x, T* y, size_t n) {
   if constexpr (std::is_same_v<T, float>) {
     if (a.kind == Act::relu) {
-      parallel_chunks<T>(n, [&](size_t lo, size_t hi) { relu_forward_f32(x + lo, y + lo, hi - lo); });
+      relu_forward(x, y, nullptr, n);
       return;
     }
   }
@@ -52,7 +41,7 @@ template <class T>
 void act_backward(const Activation& a, const T* x, const T* dy, T* dx, size_t n) {
   if constexpr (std::is_same_v<T, float>) {
     if (a.kind == Act::relu && a.param == 0) {
-      parallel_chunks<T>(n, [&](size_t lo, size_t hi) { relu_backward_f32(x + lo, dy + lo, dx + lo, hi - lo); });
+      relu_backward(x, dy, dx, n);
       return;
     }
   }
