@@ -19,6 +19,7 @@ void Dataset::gather(const uint32_t* idx, int n, T* out) const {
   const size_t d = numel(shape);
   if (is_images()) {
     const T s = T(scale);
+#pragma omp parallel for schedule(static) if (size_t(n) * d > 32768)
     for (int i = 0; i < n; ++i) {
       const uint8_t* src = pixels.data() + size_t(idx[i]) * d;
       T* dst = out + size_t(i) * d;

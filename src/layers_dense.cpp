@@ -7,7 +7,6 @@
 
 namespace rectifier {
 using detail::fmt_num;
-using kernels::gemm;
 
 // y = x W^T + b with W stored [out, in] as nn.Linear. A multi-dimensional input is read flattened.
 template <class T>
@@ -30,20 +29,28 @@ class Dense final : public Layer<T> {
   void forward(const T* x, T* y, int n, bool) override {
     const T* W = this->params_[0].value;
     const T* b = this->params_[1].value;
-    for (int i = 0; i < n; ++i) std::memcpy(y + size_t(i) * out_f_, b, sizeof(T) * out_f_);
-    gemm(false, true, n, out_f_, in_f_, T(1), x, in_f_, W, in_f_, T(1), y, out_f_);
+    // y = x W^T, then + b on each thread's block while it is in cache
+    kernels::pgemm(false, true, n, out_f_, in_f_, T(1), x, in_f_, W, in_f_, T(0), y, out_f_, [&](int r0, int rows, int c0, int cols) {
+      for (int i = r0; i < r0 + rows; ++i) {
+        T* yi = y + size_t(i) * out_f_;
+        for (int j = c0; j < c0 + cols; ++j) yi[j] += b[j];
+      }
+    });
   }
   // dy: (n, out)  dx: (n, in)
   void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
     const T* W = this->params_[0].value;
     T* dW = this->params_[0].grad;
     T* db = this->params_[1].grad;
-    gemm(true, false, out_f_, in_f_, n, T(1), dy, out_f_, x, in_f_, T(1), dW, in_f_);  // dW += dy^T x
-    for (int i = 0; i < n; ++i) {
-      const T* row = dy + size_t(i) * out_f_;
-      for (int j = 0; j < out_f_; ++j) db[j] += row[j];
-    }
-    if (dx) gemm(false, false, n, in_f_, out_f_, T(1), dy, out_f_, W, in_f_, T(0), dx, in_f_);  // dx = dy W
+    // dW += dy^T x; each thread's block of dW rows also takes the matching bias entries
+    kernels::pgemm(true, false, out_f_, in_f_, n, T(1), dy, out_f_, x, in_f_, T(1), dW, in_f_, [&](int r0, int rows, int c0, int) {
+      if (c0 != 0) return;  // split by columns: one thread (the first block) does the bias
+      for (int i = 0; i < n; ++i) {
+        const T* row = dy + size_t(i) * out_f_;
+        for (int j = r0; j < r0 + rows; ++j) db[j] += row[j];
+      }
+    });
+    if (dx) kernels::pgemm(false, false, n, in_f_, out_f_, T(1), dy, out_f_, W, in_f_, T(0), dx, in_f_);  // dx = dy W
   }
   std::string torch_module() const override {
     return "nn.Linear(" + std::to_string(in_f_) + ", " + std::to_string(out_f_) + ")";

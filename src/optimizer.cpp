@@ -1,5 +1,6 @@
 #include "rectifier/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace rectifier {
@@ -61,24 +62,36 @@ Optimizer<T>::Optimizer(const OptimizerConfig& cfg, size_t n) : cfg_(cfg), n_(n)
 }
 
 template <class T>
-void Optimizer<T>::step(T* p, const T* g, double lr_d) {
+void Optimizer<T>::step(T* p, const T* g, double lr_d, T* backup) {
   ++t_;
   const T lr = T(lr_d), wd = T(cfg_.weight_decay);
   T* m = m_.data();
   T* v = v_.data();
+  const long n = long(n_);
+  // Element-wise updates: split over threads in fixed blocks, the same result for any thread count.
+  auto each = [&](auto&& update) {
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (long b = 0; b < n; b += 4096) {
+      const long e = std::min(n, b + 4096);
+      if (backup) std::copy(p + b, p + e, backup + b);
+      for (long i = b; i < e; ++i) update(size_t(i));
+    }
+  };
   switch (cfg_.kind) {
     case OptKind::sgd: {
       const T mu = T(cfg_.momentum);
       if (mu == T(0)) {
-        for (size_t i = 0; i < n_; ++i) p[i] -= lr * (g[i] + wd * p[i]);
+        each([&](size_t i) { p[i] -= lr * (g[i] + wd * p[i]); });
         break;
       }
-      const bool first = t_ == 1, nesterov = cfg_.nesterov;
-      for (size_t i = 0; i < n_; ++i) {
+      // PyTorch starts the buffer as the first gradient: the same as mu * 0 + g, the buffer being zero-filled.
+      // Nesterov steps along g + mu * m, plain momentum along m: p -= lr * (a * g + c * m), branch-free.
+      const T a = cfg_.nesterov ? T(1) : T(0), c = cfg_.nesterov ? mu : T(1);
+      each([&](size_t i) {
         const T gi = g[i] + wd * p[i];
-        m[i] = first ? gi : mu * m[i] + gi;  // PyTorch: the buffer starts as the first gradient
-        p[i] -= lr * (nesterov ? gi + mu * m[i] : m[i]);
-      }
+        m[i] = mu * m[i] + gi;
+        p[i] -= lr * (a * gi + c * m[i]);
+      });
       break;
     }
     case OptKind::adam: case OptKind::adamw: {
@@ -86,7 +99,7 @@ void Optimizer<T>::step(T* p, const T* g, double lr_d) {
       const T c1 = T(1 - std::pow(cfg_.beta1, double(t_))), c2 = T(1 - std::pow(cfg_.beta2, double(t_)));
       const T c2s = std::sqrt(c2);
       const bool decoupled = cfg_.kind == OptKind::adamw;
-      for (size_t i = 0; i < n_; ++i) {
+      each([&](size_t i) {
         T gi = g[i];
         if (decoupled) p[i] *= T(1) - lr * wd;
         else gi += wd * p[i];
@@ -94,12 +107,12 @@ void Optimizer<T>::step(T* p, const T* g, double lr_d) {
         v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
         // PyTorch: p -= (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps)
         p[i] -= (lr / c1) * m[i] / (std::sqrt(v[i]) / c2s + eps);
-      }
+      });
       break;
     }
     case OptKind::rmsprop: {
       const T a = T(cfg_.alpha), eps = T(cfg_.eps), mu = T(cfg_.momentum);
-      for (size_t i = 0; i < n_; ++i) {
+      each([&](size_t i) {
         const T gi = g[i] + wd * p[i];
         v[i] = a * v[i] + (T(1) - a) * gi * gi;
         const T step = gi / (std::sqrt(v[i]) + eps);
@@ -109,7 +122,7 @@ void Optimizer<T>::step(T* p, const T* g, double lr_d) {
         } else {
           p[i] -= lr * step;
         }
-      }
+      });
       break;
     }
   }
@@ -118,6 +131,7 @@ void Optimizer<T>::step(T* p, const T* g, double lr_d) {
 template <class T>
 double clip_grad_norm(T* g, size_t n, double max_norm) {
   double ss = 0;
+#pragma omp parallel for simd reduction(+ : ss) schedule(static) if (n > 65536)
   for (size_t i = 0; i < n; ++i) ss += double(g[i]) * g[i];
   const double norm = std::sqrt(ss);
   if (max_norm > 0 && norm > max_norm) {

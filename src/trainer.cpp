@@ -206,11 +206,10 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
         result.nonfinite_message += "; the weights after step " + std::to_string(kept) + ", the last good ones, are kept";
         return result;
       }
-      clip_grad_norm(model.grads(), model.num_params(), cfg.clip_norm);
+      if (cfg.clip_norm > 0) clip_grad_norm(model.grads(), model.num_params(), cfg.clip_norm);
       lr = cfg.schedule.lr_at(cfg.optimizer.lr, double(epoch - 1) + double(b) / double(steps_per_epoch), cfg.epochs);
-      if (cfg.stop_on_nonfinite) std::memcpy(last_good.data(), model.params(), sizeof(float) * model.num_params());
       if (monitor) monitor->before_step();
-      opt.step(model.params(), model.grads(), lr);
+      opt.step(model.params(), model.grads(), lr, cfg.stop_on_nonfinite ? last_good.data() : nullptr);
       if (monitor) monitor->after_step();
       ++step;
       loss_sum += r.loss * n;

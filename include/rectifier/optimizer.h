@@ -27,8 +27,9 @@ template <class T>
 class Optimizer {
  public:
   Optimizer(const OptimizerConfig& cfg, size_t n);
-  // One step with learning rate lr: p (n) updated in place from g (n). g is read-only.
-  void step(T* p, const T* g, double lr);
+  // One step with learning rate lr: p (n) updated in place from g (n). g is read-only. If backup is not null it
+  // receives the values p had before the step (in the same pass: the trainer's "last good weights").
+  void step(T* p, const T* g, double lr, T* backup = nullptr);
   const OptimizerConfig& config() const { return cfg_; }
   long steps() const { return t_; }
 
