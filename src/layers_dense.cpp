@@ -29,6 +29,11 @@ class Dense final : public Layer<T> {
   void forward(const T* x, T* y, int n, bool) override {
     const T* W = this->params_[0].value;
     const T* b = this->params_[1].value;
+    if (n == 1) {  // one example: a matrix-vector product
+      kernels::pgemv(out_f_, in_f_, W, x, y);
+      for (int j = 0; j < out_f_; ++j) y[j] += b[j];
+      return;
+    }
     // y = x W^T, then + b on each thread's block while it is in cache
     kernels::pgemm(false, true, n, out_f_, in_f_, T(1), x, in_f_, W, in_f_, T(0), y, out_f_, [&](int r0, int rows, int c0, int cols) {
       for (int i = r0; i < r0 + rows; ++i) {

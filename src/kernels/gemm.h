@@ -57,6 +57,26 @@ void pgemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, 
   pgemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, [](int, int, int, int) {});
 }
 
+// y (m) = A (m, k) x (k), rows split over the threads when the matrix is large (each thread's rows then stay in its
+// own L2 from call to call): the batch-1 inference path.
+inline void pgemv(int m, int k, const float* A, const float* x, float* y) {
+  // OpenBLAS's GEMV kernels are picked for the running CPU; inside the parallel region each call is single-threaded.
+  const int threads = omp_in_parallel() || size_t(m) * k < 65536 ? 1 : omp_get_max_threads();
+  if (threads == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, m, k, 1.0f, A, k, x, 1, 0.0f, y, 1);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int lo = int(size_t(m) * t / nt), hi = int(size_t(m) * (t + 1) / nt);
+    if (hi > lo) cblas_sgemv(CblasRowMajor, CblasNoTrans, hi - lo, k, 1.0f, A + size_t(lo) * k, k, x, 1, 0.0f, y + lo, 1);
+  }
+}
+inline void pgemv(int m, int k, const double* A, const double* x, double* y) {
+  cblas_dgemv(CblasRowMajor, CblasNoTrans, m, k, 1.0, A, k, x, 1, 0.0, y, 1);
+}
+
 // The reference: three loops, accumulated in double.
 template <class T>
 void gemm_ref(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,

@@ -1,0 +1,177 @@
+// Kernel benchmarks (Google Benchmark): activations forward and backward from 16K to 64M elements beside a parallel
+// copy (the machine's copy bandwidth), dense layers at batch 1 to 1024, the CNN's convolutions, batch-1 inference
+// and a training step with and without diagnostics. Run through bench/run.sh, or alone: build/bench/kernels_bench.
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <cstring>
+#include <map>
+#include "rectifier/activation.h"
+#include "rectifier/loss.h"
+#include "rectifier/monitor.h"
+#include "rectifier/optimizer.h"
+#include "rectifier/trainer.h"
+
+using namespace rectifier;
+
+namespace {
+// Buffers shared by the element-wise benchmarks, filled once (no page faults inside the timed loops).
+struct Arrays {
+  Buffer<float> x, y, dy, dx;
+  Buffer<uint8_t> mask;
+  size_t n = 0;
+  void ensure(size_t m) {
+    if (m <= n) return;
+    x.resize(m); y.resize(m); dy.resize(m); dx.resize(m);
+    mask.resize(relu_mask_bytes(m));
+    Rng rng(1);
+    for (size_t i = 0; i < m; ++i) { x[i] = float(rng.normal()); dy[i] = float(rng.normal()); }
+    n = m;
+  }
+} arrays;
+
+void sizes(benchmark::internal::Benchmark* b) {
+  for (long n : {1L << 14, 1L << 18, 1L << 22, 1L << 26}) b->Arg(n);
+}
+
+// Two threads each copying half: the bandwidth a streaming element-wise kernel is measured against.
+void BM_Copy(benchmark::State& s) {
+  const size_t n = size_t(s.range(0));
+  arrays.ensure(n);
+  for (auto _ : s) {
+#pragma omp parallel
+    {
+      const int t = omp_get_thread_num(), T = omp_get_num_threads();
+      const size_t lo = n * t / T, hi = n * (t + 1) / T;
+      std::memcpy(arrays.y.data() + lo, arrays.x.data() + lo, (hi - lo) * 4);
+    }
+    benchmark::ClobberMemory();
+  }
+  s.SetBytesProcessed(int64_t(s.iterations()) * int64_t(n) * 8);
+}
+BENCHMARK(BM_Copy)->Apply(sizes)->UseRealTime();
+
+void BM_ReluForwardMask(benchmark::State& s) {
+  const size_t n = size_t(s.range(0));
+  arrays.ensure(n);
+  for (auto _ : s) relu_forward(arrays.x.data(), arrays.y.data(), arrays.mask.data(), n);
+  s.SetBytesProcessed(int64_t(s.iterations()) * int64_t(n) * 8);  // read x, write y (the mask adds 1/32)
+}
+BENCHMARK(BM_ReluForwardMask)->Apply(sizes)->UseRealTime();
+
+void BM_ReluBackwardMask(benchmark::State& s) {
+  const size_t n = size_t(s.range(0));
+  arrays.ensure(n);
+  relu_forward(arrays.x.data(), arrays.y.data(), arrays.mask.data(), n);
+  for (auto _ : s) relu_backward_mask(arrays.mask.data(), arrays.dy.data(), arrays.dx.data(), n);
+  s.SetBytesProcessed(int64_t(s.iterations()) * int64_t(n) * 8);  // read dy, write dx
+}
+BENCHMARK(BM_ReluBackwardMask)->Apply(sizes)->UseRealTime();
+
+void BM_ActForward(benchmark::State& s, const char* name) {
+  const Activation a = *parse_activation(name);
+  const size_t n = size_t(s.range(0));
+  arrays.ensure(n);
+  for (auto _ : s) act_forward(a, arrays.x.data(), arrays.y.data(), n);
+  s.SetBytesProcessed(int64_t(s.iterations()) * int64_t(n) * 8);
+}
+void BM_ActBackward(benchmark::State& s, const char* name) {
+  const Activation a = *parse_activation(name);
+  const size_t n = size_t(s.range(0));
+  arrays.ensure(n);
+  for (auto _ : s) act_backward(a, arrays.x.data(), arrays.dy.data(), arrays.dx.data(), n);
+  s.SetBytesProcessed(int64_t(s.iterations()) * int64_t(n) * 12);  // read x and dy, write dx
+}
+#define ACT(name)                                                                   \
+  BENCHMARK_CAPTURE(BM_ActForward, name, #name)->Apply(sizes)->UseRealTime();       \
+  BENCHMARK_CAPTURE(BM_ActBackward, name, #name)->Apply(sizes)->UseRealTime();
+ACT(relu) ACT(leaky_relu) ACT(elu) ACT(selu) ACT(gelu) ACT(silu) ACT(relu6) ACT(softplus) ACT(mish) ACT(sigmoid) ACT(tanh)
+
+Model<float> make(const std::string& arch, const Shape& in) {
+  ArchContext ctx{in, 10, *parse_activation("relu")};
+  Model<float> m(parse_arch(arch, ctx), in);
+  m.init(InitSpec{}, 0);
+  return m;
+}
+
+// One dense layer 784 -> 256, forward and backward (with the input gradient) at several batch sizes.
+void BM_Dense(benchmark::State& s, bool backward) {
+  const int n = int(s.range(0));
+  Model<float> m = make("dense(256)", {784});
+  m.set_input_grad(true);
+  m.reserve(n);
+  Buffer<float> x(size_t(n) * 784), dy(size_t(n) * 256);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 7) * 0.1f;
+  m.forward(x.data(), n, true);
+  for (auto _ : s) {
+    if (backward) m.backward(dy.data(), n);
+    else m.forward(x.data(), n, true);
+  }
+  s.counters["GFLOP/s"] = benchmark::Counter(double(s.iterations()) * 2.0 * n * 784 * 256 * (backward ? 2 : 1) / 1e9,
+                                             benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(BM_Dense, forward, false)->Arg(1)->Arg(32)->Arg(128)->Arg(1024)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Dense, backward, true)->Arg(1)->Arg(32)->Arg(128)->Arg(1024)->UseRealTime();
+
+// The CNN's two convolutions at batch 128.
+void BM_Conv(benchmark::State& s, const char* arch, int c, int hw, bool backward) {
+  Model<float> m = make(arch, {c, hw, hw});
+  m.set_input_grad(c > 1);
+  const int n = 128;
+  m.reserve(n);
+  Buffer<float> x(size_t(n) * c * hw * hw), dy(size_t(n) * numel(m.output_shape()));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 13) * 0.05f;
+  m.forward(x.data(), n, true);
+  for (auto _ : s) {
+    if (backward) m.backward(dy.data(), n);
+    else m.forward(x.data(), n, true);
+  }
+}
+BENCHMARK_CAPTURE(BM_Conv, conv1_forward, "conv(16,5,pad=2)", 1, 28, false)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Conv, conv1_backward, "conv(16,5,pad=2)", 1, 28, true)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Conv, conv2_forward, "conv(32,5,pad=2)", 16, 14, false)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Conv, conv2_backward, "conv(32,5,pad=2)", 16, 14, true)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// The reference MLP on one example: the inference latency.
+void BM_MlpBatch1(benchmark::State& s) {
+  Model<float> m = make("784-256-128-10", {1, 28, 28});
+  m.reserve(1);
+  std::vector<float> x(784, 0.3f);
+  for (auto _ : s) benchmark::DoNotOptimize(m.forward(x.data(), 1, false));
+}
+BENCHMARK(BM_MlpBatch1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// One training step of the reference MLP at batch 128, with and without the monitor: the cost of diagnostics.
+void BM_MlpTrainStep(benchmark::State& s, bool diagnostics) {
+  Model<float> m = make("784-256-128-10", {1, 28, 28});
+  const int n = 128;
+  m.reserve(n);
+  Buffer<float> x(size_t(n) * 784), dout(size_t(n) * 10), backup(m.num_params());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 255) / 255.0f;
+  std::vector<int32_t> y(n);
+  for (int i = 0; i < n; ++i) y[size_t(i)] = i % 10;
+  Optimizer<float> opt(OptimizerConfig{}, m.num_params());
+  Monitor mon(m);
+  mon.begin_epoch();
+  for (auto _ : s) {
+    const float* out = m.forward(x.data(), n, true);
+    if (diagnostics) mon.after_forward(n);
+    loss_forward_backward<float>(LossKind::cross_entropy, out, y.data(), n, 10, dout.data());
+    m.zero_grad();
+    m.backward(dout.data(), n);
+    if (diagnostics) { mon.after_backward(); mon.before_step(); }
+    opt.step(m.params(), m.grads(), 0.01, backup.data());
+    if (diagnostics) mon.after_step();
+  }
+}
+BENCHMARK_CAPTURE(BM_MlpTrainStep, plain, false)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_MlpTrainStep, diagnostics, true)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  set_threads(0);
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""Turns the outputs bench/run.sh collected into Markdown tables with ratios. usage: summarize.py OUT_DIR"""
+import json, os, re, statistics, sys
+
+d = sys.argv[1]
+def read(name):
+    p = os.path.join(d, name)
+    return open(p).read() if os.path.exists(p) else ""
+def rss_mb(name):
+    m = re.search(r"peak_rss_kb (\d+)", read(name + ".err"))
+    return int(m.group(1)) / 1024 if m else None
+def ours(name):
+    lines = [json.loads(l) for l in read(name + ".jsonl").splitlines() if l.strip()]
+    if not lines: return None
+    return {"sec": statistics.median(l["seconds"] for l in lines), "acc": lines[-1].get("test_accuracy"), "rss": rss_mb(name),
+            "epochs": len(lines)}
+def peer(name):
+    text = read(name + ".out")
+    ep = re.findall(r"epoch \d+ ([\d.]+)s? test_acc ([\d.]+)", text)
+    if not ep: return None
+    b1 = re.search(r"batch1_us ([\d.]+)", text)
+    return {"sec": statistics.median(float(s) for s, _ in ep), "acc": float(ep[-1][1]), "rss": rss_mb(name),
+            "b1": float(b1.group(1)) if b1 else None, "epochs": len(ep)}
+kern = {}
+if read("kernels.json"):
+    for b in json.loads(read("kernels.json"))["benchmarks"]:
+        kern[b["name"]] = b
+def gbs(name):
+    b = kern.get(name)
+    return b["bytes_per_second"] / 1e9 if b else None
+def f(v, fmt="%.2f"):
+    return "-" if v is None else fmt % v
+
+out = []
+for task in ("mlp", "cnn"):
+    r = ours(f"rectifier-{task}")
+    if not r: continue
+    out.append(f"\n### {task.upper()} training, {r['epochs']} epochs, 2 threads\n")
+    out.append("| library | s/epoch (median) | test accuracy | peak RSS MB | rectifier is faster by |")
+    out.append("|---|---|---|---|---|")
+    rows = [("rectifier", r)] + [(p, peer(f"{p}-{task}")) for p in ("dlib", "libtorch", "pytorch")]
+    for name, v in rows:
+        if v is None: continue
+        out.append(f"| {name} | {f(v['sec'])} | {f(v['acc'], '%.4f')} | {f(v['rss'], '%.0f')} | "
+                   f"{'-' if name == 'rectifier' else f(v['sec'] / r['sec']) + 'x'} |")
+    nd = ours(f"rectifier-{task}-nodiag")
+    if nd:
+        out.append(f"\nDiagnostics cost: {f(r['sec'])} s/epoch with, {f(nd['sec'])} without: "
+                   f"{f(100 * (r['sec'] / nd['sec'] - 1), '%+.1f')}%.")
+    one = ours(f"rectifier-{task}-1t")
+    if one:
+        out.append(f"Thread scaling: {f(one['sec'])} s/epoch on 1 thread, {f(r['sec'])} on 2: {f(one['sec'] / r['sec'])}x.")
+b1 = kern.get("BM_MlpBatch1/real_time")
+if b1:
+    out.append("\n### MLP batch-1 inference latency\n")
+    out.append("| library | microseconds | rectifier is faster by |\n|---|---|---|")
+    ours_us = b1["real_time"] * {"ns": 1e-3, "us": 1, "ms": 1e3}[b1["time_unit"]]
+    out.append(f"| rectifier | {ours_us:.1f} | - |")
+    for p in ("libtorch", "pytorch"):
+        v = peer(f"{p}-mlp")
+        if v and v["b1"]: out.append(f"| {p} | {v['b1']:.1f} | {v['b1'] / ours_us:.2f}x |")
+step = [kern.get(f"BM_MlpTrainStep/{k}/real_time") for k in ("plain", "diagnostics")]
+if all(step):
+    out.append(f"\nMLP training step (batch 128): {step[0]['real_time']:.0f} us plain, {step[1]['real_time']:.0f} us with "
+               f"diagnostics ({100 * (step[1]['real_time'] / step[0]['real_time'] - 1):+.1f}%).")
+torch_relu = {int(m.group(1)): (float(m.group(2)), float(m.group(3)), float(m.group(4))) for m in
+              re.finditer(r"n (\d+) forward_gbs ([\d.]+) forward_out_gbs ([\d.]+) backward_gbs ([\d.]+)", read("torch-relu.out"))}
+if kern:
+    out.append("\n### ReLU, GB/s (8 bytes per element), 2 threads\n")
+    out.append("| elements | copy | rectifier forward | rectifier backward | torch.relu | torch.relu(out=) | torch backward |")
+    out.append("|---|---|---|---|---|---|---|")
+    for n in (1 << 14, 1 << 18, 1 << 22, 1 << 26):
+        t = torch_relu.get(n, (None, None, None))
+        out.append(f"| {n} | {f(gbs(f'BM_Copy/{n}/real_time'), '%.1f')} | {f(gbs(f'BM_ReluForwardMask/{n}/real_time'), '%.1f')} | "
+                   f"{f(gbs(f'BM_ReluBackwardMask/{n}/real_time'), '%.1f')} | {f(t[0], '%.1f')} | {f(t[1], '%.1f')} | {f(t[2], '%.1f')} |")
+print("\n".join(out))
