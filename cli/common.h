@@ -16,6 +16,7 @@ Runner add_info(CLI::App& app);
 Runner add_plot(CLI::App& app);
 Runner add_diagnose(CLI::App& app);
 Runner add_report(CLI::App& app);
+Runner add_experiment(CLI::App& app);
 
 // Loads data for a model file: checks the input shape and applies the model's recorded input scaling.
 Dataset& pick_split(DataSplit& data, const std::string& split);

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   add("plot", "draw activation functions and their derivatives as SVG", cli::add_plot);
   add("diagnose", "per-layer dead units, sparsity, pre-activations and gradient norms of a model on data", cli::add_diagnose);
   add("report", "turn a metrics file into a self-contained HTML report", cli::add_report);
+  add("experiment", "measure the article's claims against the published results: list, run NAME|all", cli::add_experiment);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

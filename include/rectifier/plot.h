@@ -8,6 +8,9 @@
 namespace rectifier {
 
 struct Series {
+  Series() = default;
+  explicit Series(std::string label_, std::vector<double> x_ = {}, std::vector<double> y_ = {}, bool dashed_ = false)
+      : label(std::move(label_)), x(std::move(x_)), y(std::move(y_)), dashed(dashed_) {}
   std::string label;
   std::vector<double> x, y;
   bool dashed = false;
