@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # rectifier against its peers, side by side in one run on this machine (see docs/benchmarks.md).
-# usage: bench/run.sh BUILD_DIR [EPOCHS]   (make bench)      env: PEERS="dlib libtorch pytorch" KERNELS=1
+# usage: bench/run.sh BUILD_DIR [EPOCHS]   (make bench)   env: PEERS="dlib libtorch pytorch" TASKS="mlp cnn" KERNELS=1
 # Trains the reference MLP (784-256-128-10, ReLU, SGD lr 0.05 momentum 0.9, batch 128, 2 threads) and CNN with
 # rectifier and each peer, then prints seconds per epoch (median), final test accuracy, peak memory, batch-1 latency
 # and the ratios, and runs the kernel benchmarks. Results: BUILD_DIR/bench/results.md and kernels.json.
@@ -9,6 +9,7 @@ B=$(cd "${1:?usage: bench/run.sh BUILD_DIR [EPOCHS]}" && pwd); E=${2:-3}
 here=$(cd "$(dirname "$0")" && pwd)
 out=$B/bench; mkdir -p "$out/data"
 PEERS=${PEERS:-"dlib libtorch pytorch"}
+TASKS=${TASKS:-"mlp cnn"}
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 for f in /usr/share/datasets/fashion-mnist/*.gz; do t="$out/data/$(basename "$f" .gz)"; [ -s "$t" ] || zcat "$f" >"$t"; done
 log=$out/log.txt; : >"$log"
@@ -21,29 +22,28 @@ run() {
   cat "$out/$name.out" "$out/$name.err" >>"$log"
 }
 common=(--data fashion-mnist --epochs "$E" --batch 128 --optimizer sgd --lr 0.05 --momentum 0.9 --schedule constant --seed 0 -q)
-run rectifier-mlp "$R" train --arch mlp "${common[@]}" --threads 2 --metrics "$out/rectifier-mlp.jsonl"
-run rectifier-mlp-1t "$R" train --arch mlp "${common[@]}" --threads 1 --metrics "$out/rectifier-mlp-1t.jsonl"
-run rectifier-mlp-nodiag "$R" train --arch mlp "${common[@]}" --threads 2 --no-diagnostics --metrics "$out/rectifier-mlp-nodiag.jsonl"
-run rectifier-cnn "$R" train --arch cnn "${common[@]}" --threads 2 --metrics "$out/rectifier-cnn.jsonl"
-run rectifier-cnn-nodiag "$R" train --arch cnn "${common[@]}" --threads 2 --no-diagnostics --metrics "$out/rectifier-cnn-nodiag.jsonl"
+rm -f "$out"/*.out "$out"/*.err "$out"/*.jsonl
+for t in $TASKS; do
+  run rectifier-$t "$R" train --arch $t "${common[@]}" --threads 2 --metrics "$out/rectifier-$t.jsonl"
+  run rectifier-$t-1t "$R" train --arch $t "${common[@]}" --threads 1 --metrics "$out/rectifier-$t-1t.jsonl"
+  run rectifier-$t-nodiag "$R" train --arch $t "${common[@]}" --threads 2 --no-diagnostics --metrics "$out/rectifier-$t-nodiag.jsonl"
+done
 
 for p in $PEERS; do
   case $p in
     dlib)
-      [ -x "$out/dlib_ref" ] || g++ -O3 -std=c++17 "$here/peers/dlib_ref.cpp" -o "$out/dlib_ref" -ldlib -lopenblas -lpthread
-      run dlib-mlp "$out/dlib_ref" mlp "$E" "$out/data"
-      run dlib-cnn "$out/dlib_ref" cnn "$E" "$out/data" ;;
+      # dlib gets -march=native, as the shared peer script builds it: every advantage to the peer.
+      [ -x "$out/dlib_ref" ] || g++ -O3 -march=native -std=c++17 "$here/peers/dlib_ref.cpp" -o "$out/dlib_ref" -ldlib -lopenblas -lpthread
+      for t in $TASKS; do run dlib-$t "$out/dlib_ref" $t "$E" "$out/data"; done ;;
     libtorch)
       if [ ! -x "$out/libtorch_ref" ]; then
         mkdir -p "$out/lt" && printf 'cmake_minimum_required(VERSION 3.25)\nproject(lt CXX)\nfind_package(Torch REQUIRED)\nadd_executable(libtorch_ref %s)\ntarget_link_libraries(libtorch_ref "${TORCH_LIBRARIES}")\nset_property(TARGET libtorch_ref PROPERTY CXX_STANDARD 17)\n' "$here/peers/libtorch_ref.cpp" >"$out/lt/CMakeLists.txt"
         cmake -S "$out/lt" -B "$out/lt/build" -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build "$out/lt/build" >/dev/null
         cp "$out/lt/build/libtorch_ref" "$out/libtorch_ref"
       fi
-      run libtorch-mlp "$out/libtorch_ref" mlp "$E" "$out/data"
-      run libtorch-cnn "$out/libtorch_ref" cnn "$E" "$out/data" ;;
+      for t in $TASKS; do run libtorch-$t "$out/libtorch_ref" $t "$E" "$out/data"; done ;;
     pytorch)
-      run pytorch-mlp /usr/bin/python3 "$here/peers/torch_ref.py" mlp "$E"
-      run pytorch-cnn /usr/bin/python3 "$here/peers/torch_ref.py" cnn "$E"
+      for t in $TASKS; do run pytorch-$t /usr/bin/python3 "$here/peers/torch_ref.py" $t "$E"; done
       run torch-relu /usr/bin/python3 "$here/peers/torch_relu.py" ;;
     *) echo "unknown peer $p" >&2; exit 2 ;;
   esac
