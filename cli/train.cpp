@@ -15,7 +15,7 @@ namespace {
 struct TrainArgs {
   std::string data, arch = "mlp", act = "relu", optimizer = "sgd", init = "he", schedule = "cosine", loss = "cross_entropy";
   std::string out, metrics, report;
-  int epochs = 15, batch = 128, threads = 0, step_epochs = 10;
+  int epochs = 0, batch = 128, threads = 0, step_epochs = 10;
   double lr = 0.05, momentum = 0.9, weight_decay = 0, clip_norm = 0, dropout = 0, warmup = 0, gamma = 0.1;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, init_gain = 1.0, l1 = 0;
   std::optional<double> bias_init;
@@ -46,7 +46,8 @@ Runner add_train(CLI::App& app) {
   for (const auto& n : activation_names()) acts += (acts.empty() ? "" : ", ") + n;
   app.add_option("--act", a->act, "activation between layers for widths and presets: " + acts +
                  "; parameters as leaky_relu(0.1) or relu(prime0=1)")->capture_default_str();
-  app.add_option("--epochs", a->epochs, "passes over the training set")->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_option("--epochs", a->epochs, "passes over the training set (default: 15 for MLPs, 10 for conv nets)")
+      ->check(CLI::Range(1, 100000));
   app.add_option("--batch", a->batch, "examples per step")->capture_default_str()->check(CLI::Range(1, 1 << 20));
   app.add_option("--optimizer", a->optimizer, "sgd, adam, adamw or rmsprop")->capture_default_str();
   app.add_option("--lr", a->lr, "learning rate")->capture_default_str();
@@ -78,7 +79,7 @@ Runner add_train(CLI::App& app) {
     const TrainArgs& o = *a;
     DataSplit data = load_data(o.data);
     TrainConfig cfg;
-    cfg.epochs = o.epochs;
+    cfg.epochs = o.epochs;  // 0: decided below from the architecture
     cfg.batch = o.batch;
     cfg.seed = o.seed;
     cfg.threads = o.threads;
@@ -119,6 +120,11 @@ Runner add_train(CLI::App& app) {
     ctx.dropout = o.dropout;
     Model<float> model(parse_arch(o.arch, ctx), data.train.shape);
     model.init(init, o.seed);
+    if (o.epochs == 0) {  // conv nets learn more per epoch and cost more per epoch
+      bool conv = false;
+      for (const auto& l : model.specs()) conv |= l.kind == LayerKind::conv;
+      cfg.epochs = conv ? 10 : 15;
+    }
 
     if (!o.quiet)
       std::printf("data %s: %zu train, %zu test, input %s, %d classes\nmodel %s (%zu parameters)\n", o.data.c_str(),
@@ -149,7 +155,7 @@ Runner add_train(CLI::App& app) {
     info.loss = loss_name(cfg.loss);
     info.input_scale = data.train.scale;
     info.classes = data.train.classes;
-    info.extra = {{"data", o.data}, {"optimizer", o.optimizer}, {"lr", fmt(o.lr)}, {"epochs", std::to_string(o.epochs)},
+    info.extra = {{"data", o.data}, {"optimizer", o.optimizer}, {"lr", fmt(o.lr)}, {"epochs", std::to_string(cfg.epochs)},
                   {"batch", std::to_string(o.batch)}, {"seed", std::to_string(o.seed)}, {"init", o.init},
                   {"schedule", o.schedule}};
     if (!r.epochs.empty() && r.epochs.back().evaluated) info.extra["test_accuracy"] = fmt(r.epochs.back().test_accuracy);

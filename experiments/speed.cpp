@@ -8,7 +8,7 @@ Experiment speed() {
           [](const ExperimentOptions& o) {
             ExperimentResult r;
             DataSplit d = fashion(o.quick ? 4000 : 0, 1000);
-            const double threshold = 0.20;  // training error on a probe of 1000 training examples
+            const double threshold = o.quick ? 0.25 : 0.12;  // training error on a probe of 1000 training examples
             const std::vector<double> lrs = o.quick ? std::vector<double>{0.03, 0.1} : std::vector<double>{0.01, 0.03, 0.1, 0.3};
             const int seeds = o.seeds ? o.seeds : (o.quick ? 1 : 3);
             const int max_epochs = o.quick ? 3 : 4;
@@ -34,6 +34,8 @@ Experiment speed() {
                   c.stop_on_nonfinite = false;
                   c.schedule.kind = ScheduleKind::constant;
                   c.eval_every = 1000;
+                  long reached_at = -1;
+                  c.should_stop = [&] { return reached_at >= 0; };  // done once the threshold is reached
                   std::vector<double> window;
                   Series curve{act + " (lr " + fmt(lr) + ")", {}, {}};
                   long reached = -1;
@@ -43,7 +45,7 @@ Experiment speed() {
                     const double err = 1 - evaluate(m, probe, LossKind::cross_entropy, 500).accuracy;
                     curve.x.push_back(double(step));
                     curve.y.push_back(err);
-                    if (err <= threshold) reached = step;
+                    if (err <= threshold) reached = reached_at = step;
                   });
                   runs.push_back({{"activation", act}, {"lr", lr}, {"seed", s}, {"steps_to_threshold", reached}});
                   if (reached >= 0 && (fewest < 0 || reached < fewest)) {
@@ -65,10 +67,11 @@ Experiment speed() {
               return (x < 0 || y <= 0) ? NAN : double(x) / double(y);
             };
             bool all_reached = true, all_over2 = true;
+            (void)ratio;
             std::string measured;
             for (int s = 0; s < seeds; ++s) {
-              const double rt = ratio("tanh", s), rs = ratio("sigmoid", s);
-              all_reached &= std::isfinite(rt) && std::isfinite(rs);
+              const double rt = ratio("tanh", s);
+              all_reached &= std::isfinite(rt);  // the claim compares ReLU with tanh; sigmoid is shown beside them
               all_over2 &= rt > 2;
               measured += std::string(measured.empty() ? "" : "; ") + "seed " + std::to_string(s) + ": relu " +
                           std::to_string(best["relu"][size_t(s)]) + ", tanh " + std::to_string(best["tanh"][size_t(s)]) +
@@ -78,7 +81,7 @@ Experiment speed() {
                                      "Krizhevsky, Sutskever, Hinton 2012", "6x faster to 25% error (4-layer CNN, CIFAR-10)",
                                      measured + " (to " + fmt(100 * threshold) + "% error, 3x256 MLP, Fashion-MNIST)", all_over2,
                                      all_reached && !o.quick,
-                                     !all_reached ? "not every activation reached the threshold"
+                                     !all_reached ? "ReLU or tanh did not reach the threshold"
                                                   : all_over2 ? "tanh needs more than 2x ReLU's steps in every seed"
                                                               : "ratio below 2 in some seed: on this small MLP with tuned rates the gap is smaller",
                                      "speed.svg"));

@@ -1,7 +1,3 @@
-// GCC 12 reports a false -Wrestrict inside std::string concatenation at -O3 (GCC bug 105329).
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
-#pragma GCC diagnostic ignored "-Wrestrict"
-#endif
 #include "rectifier/plot.h"
 
 #include <algorithm>
@@ -49,13 +45,14 @@ std::string xml_escape(const std::string& s) {
   return o;
 }
 
-std::vector<double> nice_ticks(double lo, double hi, int target) {
+std::vector<double> nice_ticks(double lo, double hi, int target, bool integers) {
   if (!(hi > lo)) return {lo};
   const double raw = (hi - lo) / std::max(target, 2);
   const double mag = std::pow(10, std::floor(std::log10(raw)));
   double step = mag;
   for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
     if (m * mag >= raw) { step = m * mag; break; }
+  if (integers) step = std::max(1.0, std::round(step));
   std::vector<double> t;
   for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) t.push_back(std::abs(v) < step * 1e-9 ? 0 : v);
   return t;
@@ -107,7 +104,10 @@ std::string render_svg(const Chart& c) {
          "\" stroke=\"#e0e0e0\"/>\n";
     o += "<text x=\"" + num(L - 6) + "\" y=\"" + num(py(v) + 4) + "\" text-anchor=\"end\">" + tick_label(v, c.log_y) + "</text>\n";
   }
-  for (double v : nice_ticks(xlo, xhi, 8)) {
+  bool int_x = true;  // epochs, layers, steps: whole-number ticks
+  for (const auto& s : c.series)
+    for (double x : s.x) int_x &= !std::isfinite(x) || x == std::floor(x);
+  for (double v : nice_ticks(xlo, xhi, 8, int_x)) {
     if (v < xlo - 1e-9 || v > xhi + 1e-9) continue;
     o += "<line x1=\"" + num(px(v)) + "\" x2=\"" + num(px(v)) + "\" y1=\"" + num(T) + "\" y2=\"" + num(T + ph) +
          "\" stroke=\"#f0f0f0\"/>\n";

@@ -1,5 +1,6 @@
 #include "rectifier/report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -86,12 +87,24 @@ std::string render_report(const ReportInput& in) {
   for (const auto& n : in.notes) summary += "<p class=\"warn\">" + xml_escape(n) + "</p>\n";
   body += section("Summary", summary);
 
-  // Warnings, every epoch that had any.
-  std::string warns;
+  // Warnings, grouped by kind and layer: the epochs they fired in and the latest message.
+  struct Group { std::string kind; int layer; std::vector<int> epochs; std::string message; };
+  std::vector<Group> groups;
   for (const auto& e : E)
     if (e.contains("diagnostics"))
-      for (const auto& w : Monitor::warnings_from_json(e["diagnostics"]))
-        warns += "<li><b>epoch " + fmt(num(e, "epoch"), "%.0f") + "</b>: " + xml_escape(w.message) + "</li>\n";
+      for (const auto& w : Monitor::warnings_from_json(e["diagnostics"])) {
+        auto it = std::find_if(groups.begin(), groups.end(), [&](const Group& g) { return g.kind == w.kind && g.layer == w.layer; });
+        if (it == groups.end()) it = groups.insert(groups.end(), Group{w.kind, w.layer, {}, ""});
+        it->epochs.push_back(int(num(e, "epoch")));
+        it->message = w.message;
+      }
+  std::string warns;
+  for (const auto& g : groups) {
+    std::string when = g.epochs.size() == 1 ? "epoch " + std::to_string(g.epochs[0])
+                                            : "epochs " + std::to_string(g.epochs.front()) + "-" + std::to_string(g.epochs.back()) +
+                                                  " (" + std::to_string(g.epochs.size()) + " of " + std::to_string(E.size()) + ")";
+    warns += "<li><b>" + when + "</b>: " + xml_escape(g.message) + "</li>\n";
+  }
   body += section("Warnings", warns.empty() ? "<p>No warnings: no dying ReLU, vanishing or exploding gradients detected.</p>\n"
                                             : "<ul class=\"warn\">\n" + warns + "</ul>\n");
 

@@ -166,7 +166,8 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
     };
 
   long step = 0;
-  for (int epoch = 1; epoch <= cfg.epochs; ++epoch) {
+  bool stop = false;
+  for (int epoch = 1; epoch <= cfg.epochs && !stop; ++epoch) {
     for (size_t i = N - 1; i > 0; --i) std::swap(perm[i], perm[size_t(rng.below(i + 1))]);
     if (monitor) monitor->begin_epoch();
     const auto t0 = Clock::now();
@@ -218,6 +219,7 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
       if (on_step) on_step(step, epoch, r.loss);
       const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
       progress.update(epoch, b + 1, steps_per_epoch, loss_sum / double(seen), double(correct) / double(seen), secs);
+      if (cfg.should_stop && cfg.should_stop()) { stop = true; break; }
     }
     EpochMetrics m;
     m.epoch = epoch;
@@ -233,7 +235,7 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
       m.train_loss = e.loss;
       m.train_accuracy = e.accuracy;
     }
-    if (data.test.size() > 0 && (epoch % std::max(cfg.eval_every, 1) == 0 || epoch == cfg.epochs)) {
+    if (data.test.size() > 0 && (epoch % std::max(cfg.eval_every, 1) == 0 || epoch == cfg.epochs || stop)) {
       EvalResult e = evaluate(model, data.test, cfg.loss);
       m.test_loss = e.loss;
       m.test_accuracy = e.accuracy;

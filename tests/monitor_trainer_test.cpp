@@ -45,6 +45,21 @@ TEST(Trainer, SameSeedOneThreadIsBitIdentical) {
   EXPECT_NE(std::memcmp(a.data(), c.data(), a.size() * 4), 0);
 }
 
+TEST(Trainer, ShouldStopEndsTrainingAfterThatStep) {
+  DataSplit d = load_data("xor:256");
+  Model<float> m = mlp("dense(8) relu dense(2)", {2});
+  TrainConfig c;
+  c.epochs = 5;
+  c.batch = 32;  // 8 steps per epoch
+  long last = 0;
+  c.should_stop = [&] { return last == 11; };
+  auto r = train(m, d, c, {}, nullptr, [&](long step, int, double) { last = step; });
+  EXPECT_EQ(last, 11);
+  ASSERT_EQ(r.epochs.size(), 2u);  // stopped in epoch 2, which is still reported and evaluated
+  EXPECT_TRUE(r.epochs.back().evaluated);
+  EXPECT_EQ(r.epochs.back().steps, 11);
+}
+
 TEST(Trainer, ForcedNaNStopsAndKeepsTheLastGoodWeights) {
   DataSplit d = load_data("xor:256");
   Model<float> m = mlp("dense(8) relu dense(8) relu dense(2)", {2});

@@ -30,7 +30,7 @@ struct Chart {
 std::string render_svg(const Chart& chart);
 // Escapes &, <, >, " for XML text and attributes.
 std::string xml_escape(const std::string& s);
-// "Nice" tick positions covering [lo, hi], about `target` of them.
-std::vector<double> nice_ticks(double lo, double hi, int target = 6);
+// "Nice" tick positions covering [lo, hi], about `target` of them; whole numbers only when `integers`.
+std::vector<double> nice_ticks(double lo, double hi, int target = 6, bool integers = false);
 
 }  // namespace rectifier

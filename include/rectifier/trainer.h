@@ -27,6 +27,7 @@ struct TrainConfig {
   bool progress = false;        // a progress bar on stderr
   bool eval_train = false;      // recompute train loss/accuracy in eval mode after each epoch (else running means)
   int eval_every = 1;           // evaluate on the test split every N epochs (and after the last)
+  std::function<bool()> should_stop;  // checked after every step: true ends training there (early stopping)
 };
 
 struct EpochMetrics {
