@@ -141,9 +141,9 @@ void BM_MlpBatch1(benchmark::State& s) {
 }
 BENCHMARK(BM_MlpBatch1)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
-// One training step of the reference MLP at batch 128, with and without the monitor: the cost of diagnostics.
-void BM_MlpTrainStep(benchmark::State& s, bool diagnostics) {
-  Model<float> m = make("784-256-128-10", {1, 28, 28});
+// One training step of the reference MLP or CNN at batch 128, with and without the monitor: the cost of diagnostics.
+void BM_TrainStep(benchmark::State& s, const char* arch, bool diagnostics) {
+  Model<float> m = make(arch, {1, 28, 28});
   const int n = 128;
   m.reserve(n);
   Buffer<float> x(size_t(n) * 784), dout(size_t(n) * 10), backup(m.num_params());
@@ -164,8 +164,10 @@ void BM_MlpTrainStep(benchmark::State& s, bool diagnostics) {
     if (diagnostics) mon.after_step();
   }
 }
-BENCHMARK_CAPTURE(BM_MlpTrainStep, plain, false)->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_MlpTrainStep, diagnostics, true)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_TrainStep, mlp_plain, "784-256-128-10", false)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_TrainStep, mlp_diagnostics, "784-256-128-10", true)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_TrainStep, cnn_plain, "cnn", false)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_TrainStep, cnn_diagnostics, "cnn", true)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -59,18 +59,25 @@ if b1:
     for p in ("libtorch", "pytorch"):
         v = peer(f"{p}-mlp")
         if v and v["b1"]: out.append(f"| {p} | {v['b1']:.1f} | {v['b1'] / ours_us:.2f}x |")
-step = [kern.get(f"BM_MlpTrainStep/{k}/real_time") for k in ("plain", "diagnostics")]
-if all(step):
-    out.append(f"\nMLP training step (batch 128): {step[0]['real_time']:.0f} us plain, {step[1]['real_time']:.0f} us with "
-               f"diagnostics ({100 * (step[1]['real_time'] / step[0]['real_time'] - 1):+.1f}%).")
+for task in ("mlp", "cnn"):
+    step = [kern.get(f"BM_TrainStep/{task}_{k}/real_time") for k in ("plain", "diagnostics")]
+    if all(step):
+        out.append(f"\n{task.upper()} training step (batch 128): {step[0]['real_time']:.0f} us plain, {step[1]['real_time']:.0f} us "
+                   f"with diagnostics ({100 * (step[1]['real_time'] / step[0]['real_time'] - 1):+.1f}%).")
 torch_relu = {int(m.group(1)): (float(m.group(2)), float(m.group(3)), float(m.group(4))) for m in
               re.finditer(r"n (\d+) forward_gbs ([\d.]+) forward_out_gbs ([\d.]+) backward_gbs ([\d.]+)", read("torch-relu.out"))}
 if kern:
-    out.append("\n### ReLU, GB/s (8 bytes per element), 2 threads\n")
-    out.append("| elements | copy | rectifier forward | rectifier backward | torch.relu | torch.relu(out=) | torch backward |")
-    out.append("|---|---|---|---|---|---|---|")
+    out.append("\n### ReLU, 2 threads: GB/s and microseconds per call\n")
+    out.append("Forward moves 8 bytes per element (read x, write y); backward 12 (read x or y, read dy, write dx), for both "
+               "libraries. rectifier's training path keeps a 1-bit mask in forward and reads it in backward (8 bytes + 1 bit).\n")
+    out.append("| elements | parallel copy GB/s | forward: rectifier / torch.relu / torch.relu(out=) | backward us: rectifier / torch | forward+mask, backward from mask GB/s |")
+    out.append("|---|---|---|---|---|")
     for n in (1 << 14, 1 << 18, 1 << 22, 1 << 26):
         t = torch_relu.get(n, (None, None, None))
-        out.append(f"| {n} | {f(gbs(f'BM_Copy/{n}/real_time'), '%.1f')} | {f(gbs(f'BM_ReluForwardMask/{n}/real_time'), '%.1f')} | "
-                   f"{f(gbs(f'BM_ReluBackwardMask/{n}/real_time'), '%.1f')} | {f(t[0], '%.1f')} | {f(t[1], '%.1f')} | {f(t[2], '%.1f')} |")
+        bw = gbs(f"BM_ActBackward/relu/{n}/real_time")
+        ours_us = n * 12 / bw / 1e3 if bw else None
+        torch_us = n * 8 / t[2] / 1e3 if t[2] else None  # the torch script counts 8 bytes for its backward
+        out.append(f"| {n} | {f(gbs(f'BM_Copy/{n}/real_time'), '%.1f')} | {f(gbs(f'BM_ActForward/relu/{n}/real_time'), '%.1f')} / "
+                   f"{f(t[0], '%.1f')} / {f(t[1], '%.1f')} | {f(ours_us, '%.1f')} / {f(torch_us, '%.1f')} | "
+                   f"{f(gbs(f'BM_ReluForwardMask/{n}/real_time'), '%.1f')}, {f(gbs(f'BM_ReluBackwardMask/{n}/real_time'), '%.1f')} |")
 print("\n".join(out))

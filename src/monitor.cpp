@@ -78,6 +78,8 @@ void moments(const float* x, size_t n, double& sum, double& sq) {
   sq = ss;
 }
 
+constexpr size_t kMomentSample = size_t(1) << 16;
+
 size_t count_zeros(const float* y, size_t n) {
   size_t z = 0;
 #pragma omp simd reduction(+ : z)
@@ -124,17 +126,20 @@ void Monitor::after_forward(int n) {
 #pragma omp simd reduction(+ : sat)
       for (size_t j = 0; j < total; ++j) sat += sig ? (y[j] < 0.01f || y[j] > 0.99f) : (y[j] < -0.99f || y[j] > 0.99f);
     }
+    // Pre-activation moments from the batch's first values, at most kMomentSample: the batch is shuffled, so they
+    // are a random sample, and big conv layers cost little. Dead units and sparsity above see every value.
+    const size_t sampled = std::min(total, kMomentSample);
     double s = 0, ss = 0;
-    moments(x, total, s, ss);
+    moments(x, sampled, s, ss);
     w.zeros += double(zeros);
     w.count += double(total);
     w.saturated += double(sat);
     w.pre_sum += s;
     w.pre_sq += ss;
-    w.pre_n += double(total);
+    w.pre_n += double(sampled);
     if (hist && std::isfinite(ss)) {
       if (w.lo == w.hi) {  // the epoch's first histogram batch fixes the range: mean +- 4 std
-        const double m = s / double(total), sd = std::sqrt(std::max(ss / double(total) - m * m, 0.0));
+        const double m = s / double(sampled), sd = std::sqrt(std::max(ss / double(sampled) - m * m, 0.0));
         w.lo = m - 4 * sd - 1e-6;
         w.hi = m + 4 * sd + 1e-6;
       }
