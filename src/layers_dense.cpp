@@ -83,7 +83,7 @@ class ActivationLayer final : public Layer<T> {
     }
     act_forward(this->spec_.act, x, y, m);
   }
-  void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
+  void backward(const T* x, const T* y, const T* dy, T* dx, int n) override {
     if (!dx) return;
     const size_t m = size_t(n) * numel(this->in_);
     if constexpr (std::is_same_v<T, float>) {
@@ -92,6 +92,7 @@ class ActivationLayer final : public Layer<T> {
         return;
       }
     }
+    if (act_backward_from_output(this->spec_.act, y, dy, dx, m)) return;  // sigmoid, tanh: no exp needed
     act_backward(this->spec_.act, x, dy, dx, m);
   }
   std::string torch_module() const override {

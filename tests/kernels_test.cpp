@@ -54,6 +54,25 @@ TEST(ActivationKernel, ReluMaskAndStreamingMatchReference) {
   }
 }
 
+// Sigmoid and tanh backward from the output against the derivative at the input.
+TEST(ActivationKernel, BackwardFromOutputMatchesReference) {
+  for (const char* name : {"sigmoid", "tanh"}) {
+    const Activation a = *parse_activation(name);
+    const size_t n = 100003;
+    Rng rng(3);
+    std::vector<float> x(n), y(n), dy(n), dx(n);
+    for (size_t i = 0; i < n; ++i) { x[i] = float(6 * rng.normal()); dy[i] = float(rng.normal()); }
+    act_forward(a, x.data(), y.data(), n);
+    ASSERT_TRUE(act_backward_from_output(a, y.data(), dy.data(), dx.data(), n));
+    for (size_t i = 0; i < n; ++i) {
+      const float ref = dy[i] * act_derivative(a, x[i]);
+      ASSERT_NEAR(dx[i], ref, 1e-6f * std::max(1.0f, std::abs(ref))) << name << " at x=" << x[i];
+    }
+  }
+  float y = 0.5f, dy = 1, dx = 0;
+  EXPECT_FALSE(act_backward_from_output(*parse_activation("relu"), &y, &dy, &dx, 1));
+}
+
 TEST(ActivationKernel, ReluPropagatesNaN) {
   float x[2] = {std::nanf(""), -1.0f}, y[2];
   act_forward(*parse_activation("relu"), x, y, 2);

@@ -28,6 +28,8 @@ void act_forward(const Activation& a, const T* x, T* y, size_t n) {
       relu_forward(x, y, nullptr, n);
       return;
     }
+    if (a.kind == Act::sigmoid) { sigmoid_forward(x, y, n); return; }
+    if (a.kind == Act::tanh) { tanh_forward(x, y, n); return; }
   }
   const T p = T(a.param);
   dispatch_act(a.kind, [&]<Act K>() {
