@@ -29,6 +29,20 @@ void fit_data_to_model(Dataset& data, const ModelInfo& info, const Model<float>&
 }
 
 namespace {
+// A model file and the split of a data set it will run on, checked against each other and scaled as in training.
+struct ModelOnData {
+  LoadedModel m;
+  DataSplit data;
+  Dataset* split;
+};
+ModelOnData load_model_on_data(const std::string& model, const std::string& data, const std::string& split, int threads) {
+  ModelOnData r{load_model(model), load_data(data), nullptr};
+  r.split = &pick_split(r.data, split);
+  fit_data_to_model(*r.split, r.m.info, r.m.model);
+  set_threads(threads);
+  return r;
+}
+
 LossKind model_loss(const ModelInfo& info) {
   auto l = parse_loss(info.loss);
   if (!l) throw Error("model file: unknown loss '" + info.loss + "'");
@@ -47,12 +61,8 @@ Runner add_eval(CLI::App& app) {
   app.add_option("--threads", *threads, "threads (0 = all cores)");
   app.add_flag("--json", *as_json, "print one JSON object: loss, accuracy, n");
   return [=]() -> int {
-    LoadedModel m = load_model(*model_path);
-    DataSplit d = load_data(*data);
-    Dataset& ds = pick_split(d, *split);
-    fit_data_to_model(ds, m.info, m.model);
-    set_threads(*threads);
-    EvalResult r = evaluate(m.model, ds, model_loss(m.info));
+    ModelOnData md = load_model_on_data(*model_path, *data, *split, *threads);
+    EvalResult r = evaluate(md.m.model, *md.split, model_loss(md.m.info));
     if (*as_json) std::printf("%s\n", json{{"loss", r.loss}, {"accuracy", r.accuracy}, {"n", r.n}}.dump().c_str());
     else std::printf("loss %.4f  accuracy %.4f  (%zu examples, %s split)\n", r.loss, r.accuracy, r.n, split->c_str());
     return 0;
@@ -69,15 +79,11 @@ Runner add_predict(CLI::App& app) {
   app.add_option("--split", *split, "train or test")->capture_default_str();
   app.add_option("--threads", *threads, "threads (0 = all cores)");
   return [=]() -> int {
-    LoadedModel m = load_model(*model_path);
-    DataSplit d = load_data(*data);
-    Dataset& ds = pick_split(d, *split);
-    fit_data_to_model(ds, m.info, m.model);
-    set_threads(*threads);
-    std::vector<float> y = predict(m.model, ds);
-    const size_t k = numel(m.model.output_shape());
-    save_npy(*out, y.data(), ds.size(), k);
-    std::printf("wrote %s: %zu x %zu outputs\n", out->c_str(), ds.size(), k);
+    ModelOnData md = load_model_on_data(*model_path, *data, *split, *threads);
+    std::vector<float> y = predict(md.m.model, *md.split);
+    const size_t k = numel(md.m.model.output_shape());
+    save_npy(*out, y.data(), md.split->size(), k);
+    std::printf("wrote %s: %zu x %zu outputs\n", out->c_str(), md.split->size(), k);
     return 0;
   };
 }
@@ -128,12 +134,10 @@ Runner add_diagnose(CLI::App& app) {
   app.add_option("--batch", *batch, "examples per pass")->capture_default_str()->check(CLI::Range(1, 1 << 20));
   app.add_flag("--json", *as_json, "print the figures as JSON");
   return [=]() -> int {
-    LoadedModel m = load_model(*model_path);
-    DataSplit d = load_data(*data);
-    Dataset& ds = pick_split(d, *split);
-    fit_data_to_model(ds, m.info, m.model);
-    set_threads(0);
-    Model<float>& model = m.model;
+    ModelOnData md = load_model_on_data(*model_path, *data, *split, 0);
+    const LoadedModel& m = md.m;
+    Dataset& ds = *md.split;
+    Model<float>& model = md.m.model;
     const LossKind loss = model_loss(m.info);
     const size_t N = ds.size(), D = numel(ds.shape), K = numel(model.output_shape());
     const int B = int(std::min<size_t>(size_t(*batch), N));

@@ -43,20 +43,23 @@ Experiment dying() {
             nlohmann::json grid = nlohmann::json::array();
             Chart ch = chart("Dead units after 1 epoch (3x256 MLP, He init), ReLU", "learning rate (log10)", "dead fraction");
             std::map<std::pair<double, double>, double> dead;
+            auto one_epoch = [](double lr) {  // plain SGD at a constant rate: what makes units die is the rate itself
+              TrainConfig c;
+              c.epochs = 1;
+              c.optimizer.lr = lr;
+              c.optimizer.momentum = 0;
+              c.diagnostics = false;
+              c.stop_on_nonfinite = false;
+              c.schedule.kind = ScheduleKind::constant;
+              return c;
+            };
             for (double bias : biases) {
               Series s{"bias init " + fmt(bias), {}, {}};
               for (double lr : lrs) {
                 InitSpec init;
                 init.bias = bias;
                 Model<float> m = net(hidden(3, 256, "relu") + "dense(10)", d.train.shape, init, 6);
-                TrainConfig c;
-                c.epochs = 1;
-                c.optimizer.lr = lr;
-                c.optimizer.momentum = 0;
-                c.diagnostics = false;
-                c.stop_on_nonfinite = false;
-                c.schedule.kind = ScheduleKind::constant;
-                train(m, d, c);
+                train(m, d, one_epoch(lr));
                 const double f = dead_fraction(m, d.train, nd, false);
                 dead[{lr, bias}] = f;
                 s.x.push_back(std::log10(lr));
@@ -71,13 +74,7 @@ Experiment dying() {
             InitSpec init;
             init.bias = b_lo;
             Model<float> leaky = net(hidden(3, 256, "leaky_relu(0.01)") + "dense(10)", d.train.shape, init, 6);
-            TrainConfig c;
-            c.epochs = 1;
-            c.optimizer.lr = lr_hi;
-            c.optimizer.momentum = 0;
-            c.diagnostics = false;
-            c.stop_on_nonfinite = false;
-            c.schedule.kind = ScheduleKind::constant;
+            const TrainConfig c = one_epoch(lr_hi);
             train(leaky, d, c);
             const double leaky_neg = dead_fraction(leaky, d.train, nd, true);
             // Gradient flow at the worst cell: the first layer's weight-gradient norm after training, ReLU vs leaky.

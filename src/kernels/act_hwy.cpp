@@ -44,7 +44,7 @@ void TanhForward(const float* HWY_RESTRICT x, float* HWY_RESTRICT y, size_t n) {
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include <algorithm>
+#include "kernels/parallel.h"
 #include "rectifier/activation.h"
 
 namespace rectifier {
@@ -55,16 +55,7 @@ HWY_EXPORT(TanhForward);
 
 namespace {
 template <class F>
-void chunks(size_t n, F&& f) {
-  constexpr size_t kChunk = size_t(1) << 14;
-  if (n <= kChunk) { f(size_t(0), n); return; }
-  const long count = long((n + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(static)
-  for (long c = 0; c < count; ++c) {
-    const size_t lo = size_t(c) * kChunk;
-    f(lo, std::min(n, lo + kChunk) - lo);
-  }
-}
+void chunks(size_t n, F&& f) { kernels::parallel_chunks(n, size_t(1) << 14, f); }
 }  // namespace
 
 void sigmoid_forward(const float* x, float* y, size_t n) {

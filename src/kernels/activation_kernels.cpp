@@ -1,6 +1,7 @@
 // Fast activation kernels. ReLU, the hot one, goes to the Highway kernels (relu_hwy.cpp, dispatched at run time);
 // the other activations run the shared math in a loop the switch sits outside of. OpenMP splits large arrays.
 #include <cstddef>
+#include "kernels/parallel.h"
 #include "rectifier/activation.h"
 
 namespace rectifier {
@@ -8,16 +9,10 @@ namespace rectifier {
 namespace {
 constexpr size_t kParallelMin = size_t(1) << 16;  // below this, threads cost more than they save
 
+// f(begin, end) over fixed chunks of [0, n).
 template <class T, class F>
 void parallel_chunks(size_t n, F&& f) {
-  if (n < kParallelMin) { f(size_t(0), n); return; }
-  constexpr size_t chunk = 1 << 14;
-  const long chunks = long((n + chunk - 1) / chunk);
-#pragma omp parallel for schedule(static)
-  for (long c = 0; c < chunks; ++c) {
-    size_t lo = size_t(c) * chunk, hi = lo + chunk < n ? lo + chunk : n;
-    f(lo, hi);
-  }
+  kernels::parallel_chunks(n, size_t(1) << 14, [&](size_t lo, size_t len) { f(lo, lo + len); });
 }
 }  // namespace
 

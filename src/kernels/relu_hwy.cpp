@@ -78,6 +78,7 @@ void ReluBackwardMask(const uint8_t* HWY_RESTRICT bits, const float* HWY_RESTRIC
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include "kernels/parallel.h"
 #include "rectifier/activation.h"
 
 namespace rectifier {
@@ -93,15 +94,7 @@ constexpr size_t kChunk = size_t(1) << 16;            // elements per parallel t
 constexpr size_t kStreamBytes = size_t(16) << 20;     // outputs above this bypass the cache
 
 template <class F>
-void chunks(size_t n, F&& f) {
-  if (n <= kChunk) { f(size_t(0), n); return; }
-  const long count = long((n + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(static)
-  for (long c = 0; c < count; ++c) {
-    const size_t lo = size_t(c) * kChunk;
-    f(lo, std::min(n, lo + kChunk) - lo);
-  }
-}
+void chunks(size_t n, F&& f) { kernels::parallel_chunks(n, kChunk, f); }
 }  // namespace
 
 size_t relu_mask_bytes(size_t n) { return HWY_DYNAMIC_DISPATCH(kernels::MaskBytes)(n) + 64; }
