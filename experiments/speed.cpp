@@ -19,7 +19,6 @@ Experiment speed() {
             Chart ch = chart("Training error (1000 training examples), best learning rate each, seed 0", "step", "training error");
             for (const auto& act : acts) {
               Series best_curve;
-              long best_steps0 = -1;
               for (int s = 0; s < seeds; ++s) {
                 long fewest = -1;
                 for (double lr : lrs) {
@@ -54,12 +53,10 @@ Experiment speed() {
                   }
                 }
                 best[act].push_back(fewest);
-                if (s == 0) best_steps0 = fewest;
                 say(o, act + " seed " + std::to_string(s) + ": " + std::to_string(fewest) + " steps to " + fmt(100 * threshold) + "% training error");
               }
               best_curve.label = act;
               if (!best_curve.x.empty()) ch.series.push_back(best_curve);
-              (void)best_steps0;
             }
             r.charts["speed.svg"] = render_svg(ch);
             auto ratio = [&](const std::string& a, int s) {
@@ -67,7 +64,6 @@ Experiment speed() {
               return (x < 0 || y <= 0) ? NAN : double(x) / double(y);
             };
             bool all_reached = true, all_over2 = true;
-            (void)ratio;
             std::string measured;
             for (int s = 0; s < seeds; ++s) {
               const double rt = ratio("tanh", s);

@@ -1,6 +1,5 @@
 #include "rectifier/model.h"
 
-#include <algorithm>
 #include <cstring>
 #include "rectifier/error.h"
 
@@ -54,7 +53,6 @@ void Model<T>::seed_layers(uint64_t seed) {
 template <class T>
 void Model<T>::reserve(int batch) {
   if (batch <= capacity_) return;
-  batch = std::max(batch, capacity_);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const size_t n = size_t(batch) * numel(layers_[i]->out_shape());
     acts_[i].resize(n);

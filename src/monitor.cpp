@@ -47,7 +47,6 @@ Monitor::Monitor(Model<float>& model, MonitorConfig cfg) : model_(model), cfg_(c
 }
 
 void Monitor::begin_epoch() {
-  ++epoch_;
   for (auto& w : watched_) {
     std::fill(w.active.begin(), w.active.end(), 0);
     std::fill(w.hist.begin(), w.hist.end(), 0);
@@ -183,7 +182,6 @@ std::optional<std::string> Monitor::after_backward() {
             (at < p.size ? " at element " + std::to_string(at) : " (its norm overflows)");
     }
     p.norm_sum += norm;
-    p.norm_last = norm;
     ++p.norm_n;
     total += ss;
   }
@@ -260,7 +258,6 @@ json Monitor::end_epoch() {
       if (!first) first = &p;
       last = &p;
     }
-    p.prev_mean = mean;
   }
   if (first && last && first != last) {
     const double f = first->norm_n ? first->norm_sum / double(first->norm_n) : 0;

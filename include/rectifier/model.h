@@ -41,7 +41,10 @@ class Model {
   void backward(const T* doutput, int n, const std::function<void(size_t, T*, int)>& extra = {});
   void zero_grad();
   // When on, backward also computes the gradient with respect to the input x (input_grad(), shape (n, input)).
-  void set_input_grad(bool on) { want_input_grad_ = on; capacity_ = on && dinput_.size() == 0 ? 0 : capacity_; }
+  void set_input_grad(bool on) {
+    want_input_grad_ = on;
+    if (on) dinput_.resize(size_t(capacity_) * numel(input_shape_));
+  }
   const T* input_grad() const { return dinput_.data(); }
 
   size_t num_layers() const { return layers_.size(); }

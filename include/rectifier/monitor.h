@@ -68,9 +68,8 @@ class Monitor {
     float* grad;
     size_t size;
     bool is_weight;
-    double norm_sum = 0, norm_last = 0, ratio_sum = 0;
+    double norm_sum = 0, ratio_sum = 0;
     long norm_n = 0, ratio_n = 0;
-    double prev_mean = 0;
   };
   Model<float>& model_;
   MonitorConfig cfg_;
@@ -81,7 +80,6 @@ class Monitor {
   int last_n_ = 0;  // examples in the last forward
   double total_norm_sum_ = 0, total_norm_max_ = 0, prev_total_mean_ = 0;
   long total_norm_n_ = 0;
-  int epoch_ = 0;
   std::vector<Warning> warnings_;
 };
 
