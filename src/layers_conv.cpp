@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <omp.h>
+#include "kernels/conv_direct.h"
 #include "kernels/conv_kernels.h"
 #include "kernels/gemm.h"
 #include "layers_internal.h"
@@ -21,9 +22,10 @@ void need_image(const LayerSpec& s, const Shape& in) {
 }
 }  // namespace
 
-// Each thread takes whole images: im2col into its own column buffer, then one single-threaded GEMM per image that
-// writes the NCHW output directly. Weight gradients go to per-thread accumulators summed in thread order, so a run
-// is deterministic for a given thread count.
+// Each thread takes whole images: im2col into its own column buffer (from a zero-padded copy of each channel), then
+// one single-threaded GEMM per image that writes the NCHW output directly. Images are handed out dynamically, so a
+// core the host stalls does not leave the other spinning. Weight gradients go to one accumulator per fixed chunk of
+// images, summed in chunk order: a run gives the same result for any thread count.
 template <class T>
 class Conv2D final : public Layer<T> {
  public:
@@ -44,8 +46,17 @@ class Conv2D final : public Layer<T> {
   }
   void reserve(int) override {
     threads_ = omp_get_max_threads();
-    col_.resize(K() * P() * size_t(threads_));
-    dw_.resize((K() + 1) * size_t(g_.oc) * size_t(threads_));  // weights, then bias, per thread
+    if (!direct()) col_.resize(K() * P() * size_t(threads_));
+    plane_.resize(kernels::padded_plane(g_) * size_t(threads_));
+    if (direct()) {
+      const auto gt = kernels::input_grad_geometry(g_);
+      direct_scratch_ = std::max(kernels::direct_layout(g_).scratch, kernels::direct_layout(gt).scratch);
+      scratch_.resize(direct_scratch_ * size_t(threads_));
+      wr_.resize(kernels::direct_weights_floats(g_));
+      wt_.resize(kernels::direct_weights_floats(gt));
+      group_.resize(kernels::direct_grad_image_floats(g_) * size_t(kGroup) * size_t(threads_));
+    }
+    dw_.resize((K() + 1) * size_t(g_.oc) * size_t(kChunks));  // weights, then bias, per chunk of images
   }
   void init(const InitSpec& s, Rng& rng) override {
     const int fan_in = g_.c * g_.k * g_.k, fan_out = g_.oc * g_.k * g_.k;
@@ -58,10 +69,21 @@ class Conv2D final : public Layer<T> {
     const T* W = this->params_[0].value;
     const T* b = this->params_[1].value;
     const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P;
+    if constexpr (std::is_same_v<T, float>) {
+      if (direct()) {
+        kernels::pack_direct_weights(g_, W, false, wr_.data());
+#pragma omp parallel for num_threads(threads_) schedule(dynamic, 2)
+        for (int i = 0; i < n; ++i)
+          kernels::conv_direct(g_, x + size_t(i) * in_sz, wr_.data(), b, y + size_t(i) * out_sz,
+                               scratch_.data() + size_t(omp_get_thread_num()) * direct_scratch_);
+        return;
+      }
+    }
 #pragma omp parallel num_threads(threads_)
     {
       T* col = col_.data() + size_t(omp_get_thread_num()) * K * P;
-#pragma omp for schedule(static)
+      T* plane = plane_.data() + size_t(omp_get_thread_num()) * kernels::padded_plane(g_);
+#pragma omp for schedule(dynamic, 2)
       for (int i = 0; i < n; ++i) {
         T* yi = y + size_t(i) * out_sz;
         for (int o = 0; o < g_.oc; ++o) std::fill(yi + size_t(o) * P, yi + size_t(o + 1) * P, b[o]);
@@ -69,7 +91,7 @@ class Conv2D final : public Layer<T> {
           gemm(false, false, g_.oc, P, K, T(1), W, K, x + size_t(i) * in_sz, P, T(1), yi, P);
           continue;
         }
-        kernels::im2col(g_, x + size_t(i) * in_sz, 1, col);
+        kernels::im2col(g_, x + size_t(i) * in_sz, col, plane);
         gemm(false, false, g_.oc, P, K, T(1), W, K, col, P, T(1), yi, P);  // (OC, P) = W (OC, K) col (K, P)
       }
     }
@@ -78,44 +100,79 @@ class Conv2D final : public Layer<T> {
     const int K = int(this->K()), P = int(this->P());
     const T* W = this->params_[0].value;
     const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P, acc = (size_t(K) + 1) * g_.oc;
-    const int used = std::min(threads_, std::max(n, 1));
+    const int chunks = std::min(kChunks, std::max(n, 1));
+    if constexpr (std::is_same_v<T, float>)
+      if (dx && direct()) kernels::pack_direct_weights(kernels::input_grad_geometry(g_), W, true, wt_.data());
 #pragma omp parallel num_threads(threads_)
     {
       const int t = omp_get_thread_num();
       T* col = col_.data() + size_t(t) * K * P;
-      T* dw = dw_.data() + size_t(t) * acc;
-      T* db = dw + size_t(K) * g_.oc;
-      std::fill(dw, dw + acc, T(0));
-#pragma omp for schedule(static)
-      for (int i = 0; i < n; ++i) {
-        const T* dyi = dy + size_t(i) * out_sz;
-        for (int o = 0; o < g_.oc; ++o) {
-          T s = 0;
-          for (int p = 0; p < P; ++p) s += dyi[size_t(o) * P + p];
-          db[o] += s;
+      T* plane = plane_.data() + size_t(t) * kernels::padded_plane(g_);
+      // Chunks go to whichever thread is free (a stalled core does not hold the other back); each has its own
+      // accumulator, summed in chunk order below, so the result does not depend on the schedule or thread count.
+#pragma omp for schedule(dynamic, 1)
+      for (int ch = 0; ch < chunks; ++ch) {
+        T* dw = dw_.data() + size_t(ch) * acc;
+        T* db = dw + size_t(K) * g_.oc;
+        std::fill(dw, dw + acc, T(0));
+        const int i0 = int(long(n) * ch / chunks), i1 = int(long(n) * (ch + 1) / chunks);
+        if constexpr (std::is_same_v<T, float>) {
+          if (direct()) {
+            direct_backward(x, dy, dx, i0, i1, dw, t);
+            continue;
+          }
         }
-        const T* xcol = x + size_t(i) * in_sz;
-        if (!pointwise()) {
-          kernels::im2col(g_, xcol, 1, col);
-          xcol = col;
-        }
-        gemm(false, true, g_.oc, K, P, T(1), dyi, P, xcol, P, T(1), dw, K);  // dW (OC, K) += dy (OC, P) col^T
-        if (!dx) continue;
-        T* dxi = dx + size_t(i) * in_sz;
-        if (pointwise()) {
-          gemm(true, false, K, P, g_.oc, T(1), W, K, dyi, P, T(0), dxi, P);
-        } else {
-          gemm(true, false, K, P, g_.oc, T(1), W, K, dyi, P, T(0), col, P);  // dcol (K, P) = W^T dy
-          kernels::col2im(g_, col, 1, dxi);
+        for (int i = i0; i < i1; ++i) {
+          const T* dyi = dy + size_t(i) * out_sz;
+          for (int o = 0; o < g_.oc; ++o) db[o] += kernels::sum8(dyi + size_t(o) * P, size_t(P));
+          const T* xcol = x + size_t(i) * in_sz;
+          if (!pointwise()) {
+            kernels::im2col(g_, xcol, col, plane);
+            xcol = col;
+          }
+          gemm(false, true, g_.oc, K, P, T(1), dyi, P, xcol, P, T(1), dw, K);  // dW (OC, K) += dy (OC, P) col^T
+          if (!dx) continue;
+          T* dxi = dx + size_t(i) * in_sz;
+          if (pointwise()) {
+            gemm(true, false, K, P, g_.oc, T(1), W, K, dyi, P, T(0), dxi, P);
+          } else {
+            gemm(true, false, K, P, g_.oc, T(1), W, K, dyi, P, T(0), col, P);  // dcol (K, P) = W^T dy
+            kernels::col2im(g_, col, dxi, plane);
+          }
         }
       }
     }
     T* dW = this->params_[0].grad;
     T* dB = this->params_[1].grad;
-    for (int t = 0; t < used; ++t) {
-      const T* dw = dw_.data() + size_t(t) * acc;
+    for (int ch = 0; ch < chunks; ++ch) {
+      const T* dw = dw_.data() + size_t(ch) * acc;
       for (size_t j = 0; j < size_t(K) * g_.oc; ++j) dW[j] += dw[j];
       for (int o = 0; o < g_.oc; ++o) dB[o] += dw[size_t(K) * g_.oc + o];
+    }
+  }
+  // The direct path's backward for images [i0, i1) on thread t: weight gradient into dw (then the bias after it)
+  // by groups of up to kGroup images, input gradient per image.
+  void direct_backward(const float* x, const float* dy, float* dx, int i0, int i1, float* dw, int t) {
+    const int P = int(this->P());
+    const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P;
+    const size_t per = kernels::direct_grad_image_floats(g_), planes = size_t(g_.c) * kernels::direct_layout(g_).cs;
+    float* group = group_.data() + size_t(t) * per * kGroup;
+    float* db = dw + K() * size_t(g_.oc);
+    const auto gt = kernels::input_grad_geometry(g_);
+    for (int s = i0; s < i1; s += kGroup) {
+      const int G = std::min(kGroup, i1 - s);
+      for (int j = 0; j < G; ++j) {
+        kernels::direct_pad_input(g_, x + size_t(s + j) * in_sz, group + size_t(j) * per);
+        kernels::direct_grid_output(g_, dy + size_t(s + j) * out_sz, group + size_t(j) * per + planes);
+      }
+      kernels::direct_weight_grad(g_, group, G, dw);
+      for (int i = s; i < s + G; ++i) {
+        const float* dyi = dy + size_t(i) * out_sz;
+        for (int o = 0; o < g_.oc; ++o) db[o] += kernels::sum8(dyi + size_t(o) * P, size_t(P));
+        if (dx)  // dx = dy correlated with the flipped weights
+          kernels::conv_direct(gt, dyi, wt_.data(), nullptr, dx + size_t(i) * in_sz,
+                               scratch_.data() + size_t(t) * direct_scratch_);
+      }
     }
   }
   std::string torch_module() const override {
@@ -130,9 +187,17 @@ class Conv2D final : public Layer<T> {
   size_t P() const { return size_t(g_.oh) * g_.ow; }
   // A 1x1 convolution with stride 1 and no padding needs no im2col: the image is its own column matrix.
   bool pointwise() const { return g_.k == 1 && g_.stride == 1 && g_.pad == 0; }
+  // float, stride 1: forward and input gradient by direct convolution (kernels/conv_hwy.cpp), weight gradient by
+  // im2col + GEMM. double (the gradient checks) and other strides: im2col + GEMM throughout.
+  bool direct() const { return std::is_same_v<T, float> && kernels::direct_conv_applies(g_); }
+  static constexpr int kChunks = 16;  // the batch's images are split into this many chunks in backward
+  static constexpr int kGroup = 8;    // direct path: images per weight-gradient call
   kernels::ConvGeometry g_{};
   int threads_ = 1;
-  Buffer<T> col_, dw_;
+  Buffer<T> col_, dw_, plane_;
+  // direct path: per-thread scratch, packed forward and input-gradient weights, per-thread weight-gradient groups
+  Buffer<float> scratch_, wr_, wt_, group_;
+  size_t direct_scratch_ = 0;
 };
 
 template <class T>

@@ -61,6 +61,67 @@ Optimizer<T>::Optimizer(const OptimizerConfig& cfg, size_t n) : cfg_(cfg), n_(n)
   if (second) v_.resize(n);
 }
 
+namespace {
+
+// One block [0, n) of each update rule. Every pointer is restrict-qualified and every constant a value, so the
+// compiler vectorises the loops (captured references made it re-load lr and mu per element and stay scalar).
+// bk, when not null, receives p before the update, in the same pass.
+template <class T>
+void sgd_block(T* __restrict p, const T* __restrict g, T* __restrict bk, long n, T lr, T wd) {
+  if (bk) for (long i = 0; i < n; ++i) bk[i] = p[i];
+  for (long i = 0; i < n; ++i) p[i] -= lr * (g[i] + wd * p[i]);
+}
+
+template <class T>
+void momentum_block(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict bk, long n, T lr, T wd,
+                    T mu, T a, T c) {
+  if (bk) for (long i = 0; i < n; ++i) bk[i] = p[i];
+  for (long i = 0; i < n; ++i) {
+    const T gi = g[i] + wd * p[i];
+    const T mi = mu * m[i] + gi;
+    m[i] = mi;
+    p[i] -= lr * (a * gi + c * mi);
+  }
+}
+
+template <class T>
+void adam_block(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict bk, long n,
+                T lr, T wd, bool decoupled, T b1, T b2, T eps, T c1, T c2s) {
+  if (bk) for (long i = 0; i < n; ++i) bk[i] = p[i];
+  const T decay = decoupled ? T(1) - lr * wd : T(1), l2 = decoupled ? T(0) : wd, step = lr / c1;
+  for (long i = 0; i < n; ++i) {
+    const T pi = p[i] * decay;
+    const T gi = g[i] + l2 * pi;
+    const T mi = b1 * m[i] + (T(1) - b1) * gi;
+    const T vi = b2 * v[i] + (T(1) - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    // PyTorch: p -= (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps)
+    p[i] = pi - step * mi / (std::sqrt(vi) / c2s + eps);
+  }
+}
+
+template <class T>
+void rmsprop_block(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict bk, long n,
+                   T lr, T wd, T a, T eps, T mu) {
+  if (bk) for (long i = 0; i < n; ++i) bk[i] = p[i];
+  for (long i = 0; i < n; ++i) {
+    const T gi = g[i] + wd * p[i];
+    const T vi = a * v[i] + (T(1) - a) * gi * gi;
+    v[i] = vi;
+    const T s = gi / (std::sqrt(vi) + eps);
+    if (mu > T(0)) {
+      const T mi = mu * m[i] + s;
+      m[i] = mi;
+      p[i] -= lr * mi;
+    } else {
+      p[i] -= lr * s;
+    }
+  }
+}
+
+}  // namespace
+
 template <class T>
 void Optimizer<T>::step(T* p, const T* g, double lr_d, T* backup) {
   ++t_;
@@ -68,30 +129,23 @@ void Optimizer<T>::step(T* p, const T* g, double lr_d, T* backup) {
   T* m = m_.data();
   T* v = v_.data();
   const long n = long(n_);
-  // Element-wise updates: split over threads in fixed blocks, the same result for any thread count.
-  auto each = [&](auto&& update) {
+  // Split over threads in fixed blocks: the same result for any thread count. f(offset, length).
+  auto each = [&](auto&& f) {
 #pragma omp parallel for schedule(static) if (n > 32768)
-    for (long b = 0; b < n; b += 4096) {
-      const long e = std::min(n, b + 4096);
-      if (backup) std::copy(p + b, p + e, backup + b);
-      for (long i = b; i < e; ++i) update(size_t(i));
-    }
+    for (long b = 0; b < n; b += 4096) f(b, std::min(n, b + 4096) - b);
   };
+  auto bk = [&](long b) { return backup ? backup + b : nullptr; };
   switch (cfg_.kind) {
     case OptKind::sgd: {
       const T mu = T(cfg_.momentum);
       if (mu == T(0)) {
-        each([&](size_t i) { p[i] -= lr * (g[i] + wd * p[i]); });
+        each([&](long b, long k) { sgd_block(p + b, g + b, bk(b), k, lr, wd); });
         break;
       }
       // PyTorch starts the buffer as the first gradient: the same as mu * 0 + g, the buffer being zero-filled.
       // Nesterov steps along g + mu * m, plain momentum along m: p -= lr * (a * g + c * m), branch-free.
       const T a = cfg_.nesterov ? T(1) : T(0), c = cfg_.nesterov ? mu : T(1);
-      each([&](size_t i) {
-        const T gi = g[i] + wd * p[i];
-        m[i] = mu * m[i] + gi;
-        p[i] -= lr * (a * gi + c * m[i]);
-      });
+      each([&](long b, long k) { momentum_block(p + b, g + b, m + b, bk(b), k, lr, wd, mu, a, c); });
       break;
     }
     case OptKind::adam: case OptKind::adamw: {
@@ -99,30 +153,14 @@ void Optimizer<T>::step(T* p, const T* g, double lr_d, T* backup) {
       const T c1 = T(1 - std::pow(cfg_.beta1, double(t_))), c2 = T(1 - std::pow(cfg_.beta2, double(t_)));
       const T c2s = std::sqrt(c2);
       const bool decoupled = cfg_.kind == OptKind::adamw;
-      each([&](size_t i) {
-        T gi = g[i];
-        if (decoupled) p[i] *= T(1) - lr * wd;
-        else gi += wd * p[i];
-        m[i] = b1 * m[i] + (T(1) - b1) * gi;
-        v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
-        // PyTorch: p -= (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps)
-        p[i] -= (lr / c1) * m[i] / (std::sqrt(v[i]) / c2s + eps);
+      each([&](long b, long k) {
+        adam_block(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, decoupled, b1, b2, eps, c1, c2s);
       });
       break;
     }
     case OptKind::rmsprop: {
       const T a = T(cfg_.alpha), eps = T(cfg_.eps), mu = T(cfg_.momentum);
-      each([&](size_t i) {
-        const T gi = g[i] + wd * p[i];
-        v[i] = a * v[i] + (T(1) - a) * gi * gi;
-        const T step = gi / (std::sqrt(v[i]) + eps);
-        if (mu > T(0)) {
-          m[i] = mu * m[i] + step;
-          p[i] -= lr * m[i];
-        } else {
-          p[i] -= lr * step;
-        }
-      });
+      each([&](long b, long k) { rmsprop_block(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, a, eps, mu); });
       break;
     }
   }

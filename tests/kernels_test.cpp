@@ -119,6 +119,61 @@ TEST(ConvKernel, LayerMatchesDirectConvolution) {
   }
 }
 
+// Both max-pooling paths (the 2x2 fast one and the general loop) against the reference, on values with many ties
+// (small integers), negative windows and NaNs: the same maxima and the same argmax.
+TEST(PoolKernel, MaxPoolMatchesReferenceWithTiesAndNaN) {
+  for (int k : {2, 3}) {
+    const int h = 12, w = 10, c = 3, n = 2, s = 2, oh = (h - k) / s + 1, ow = (w - k) / s + 1;
+    kernels::ConvGeometry g{c, h, w, c, k, s, 0, oh, ow};
+    Rng rng{uint64_t(k)};
+    std::vector<float> x(size_t(n) * c * h * w);
+    for (auto& v : x) v = float(int(rng.below(7))) - 4.0f;
+    for (size_t i = 5; i < x.size(); i += 37) x[i] = std::nanf("");
+    const size_t m = size_t(n) * c * oh * ow;
+    std::vector<float> y(m), ry(m);
+    std::vector<int32_t> am(m), ram(m);
+    kernels::maxpool_forward(g, x.data(), y.data(), am.data(), n);
+    kernels::maxpool_ref(g, x.data(), ry.data(), ram.data(), n);
+    for (size_t i = 0; i < m; ++i) {
+      ASSERT_EQ(am[i], ram[i]) << "k=" << k << " at " << i;
+      ASSERT_TRUE(y[i] == ry[i] || (std::isnan(y[i]) && std::isnan(ry[i]))) << "k=" << k << " at " << i;
+    }
+  }
+}
+
+// The float convolution (direct kernels for stride 1: forward, input gradient, weight gradient) against the double
+// one (im2col + GEMM, itself gradient-checked) on the same weights: outputs, input gradients, weight and bias
+// gradients. Shapes cover odd sizes, channel counts that are not a multiple of the kernels' tile, no padding, full
+// padding (k - 1), a strided case (the im2col path in both) and a batch that splits into uneven chunks.
+TEST(ConvKernel, FloatLayerMatchesDoubleLayerForwardAndBackward) {
+  struct Case { const char* text; Shape in; int n; };
+  for (const auto& c : {Case{"conv(16,5,pad=2)", {1, 28, 28}, 3}, Case{"conv(32,5,pad=2)", {16, 14, 14}, 19},
+                        Case{"conv(5,3)", {3, 9, 11}, 2}, Case{"conv(6,3,pad=2)", {2, 7, 5}, 4},
+                        Case{"conv(3,7,pad=3)", {2, 8, 13}, 1}, Case{"conv(4,3,stride=2,pad=1)", {3, 9, 9}, 2}}) {
+    auto spec = parse_arch(c.text, ArchContext{}).at(0);
+    Model<float> mf({spec}, c.in);
+    Model<double> md({spec}, c.in);
+    mf.init(InitSpec{}, 7);
+    for (size_t i = 0; i < md.num_params(); ++i) md.params()[i] = double(mf.params()[i]);
+    mf.set_input_grad(true);
+    md.set_input_grad(true);
+    const size_t nin = size_t(c.n) * numel(c.in), nout = size_t(c.n) * numel(mf.output_shape());
+    const auto x = test::random_vec(nin, 3), dy = test::random_vec(nout, 4);
+    std::vector<float> xf(x.begin(), x.end()), dyf(dy.begin(), dy.end());
+    const float* yf = mf.forward(xf.data(), c.n, true);
+    const double* yd = md.forward(x.data(), c.n, true);
+    for (size_t i = 0; i < nout; ++i) ASSERT_NEAR(yf[i], yd[i], 1e-4 * (1 + std::abs(yd[i]))) << c.text << " y " << i;
+    mf.zero_grad();
+    md.zero_grad();
+    mf.backward(dyf.data(), c.n);
+    md.backward(dy.data(), c.n);
+    for (size_t i = 0; i < nin; ++i)
+      ASSERT_NEAR(mf.input_grad()[i], md.input_grad()[i], 1e-4 * (1 + std::abs(md.input_grad()[i]))) << c.text << " dx " << i;
+    for (size_t i = 0; i < md.num_params(); ++i)
+      ASSERT_NEAR(mf.grads()[i], md.grads()[i], 1e-4 * (1 + std::abs(md.grads()[i]))) << c.text << " grad " << i;
+  }
+}
+
 TEST(PoolKernel, MaxPoolPicksTheMaxAndRoutesTheGradient) {
   kernels::ConvGeometry g{1, 4, 4, 1, 2, 2, 0, 2, 2};
   float x[16] = {1, 2, 0, 0, 3, 4, 0, 9, -1, -2, 5, 5, -3, -4, 5, 6};

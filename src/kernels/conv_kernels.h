@@ -1,5 +1,5 @@
-// Convolution and pooling loops on raw NCHW arrays. Never allocate. im2col and col2im are serial: the convolution
-// layer runs them per image inside its own parallel loop. The direct-convolution reference at the end is
+// Convolution and pooling loops on raw NCHW arrays. Never allocate. im2col and col2im are serial and take one image:
+// the convolution layer runs them per image inside its own parallel loop. The direct-convolution reference at the end is
 // the test oracle for the im2col + GEMM path.
 #pragma once
 #include <cstddef>
@@ -16,71 +16,86 @@ struct ConvGeometry {
   int oh, ow;      // output height, width
 };
 
-// x: (G, C, H, W) -> col: (C*k*k, G*OH*OW), row (c, ki, kj), column (g, oy, ox); zero where the window is in padding.
-// The output columns ox whose input column ox*stride - pad + kj lies inside [0, w): [lo, hi).
-inline void valid_span(int ow, int w, int stride, int pad, int kj, int& lo, int& hi) {
-  lo = 0;
-  while (lo < ow && lo * stride - pad + kj < 0) ++lo;
-  hi = ow;
-  while (hi > lo && (hi - 1) * stride - pad + kj >= w) --hi;
-}
+// One input channel with its zero padding around it: the scratch im2col and col2im work in, so that every window row
+// is a plain strided run without bounds checks (no padding: the channel is used as it is).
+inline size_t padded_plane(const ConvGeometry& g) { return size_t(g.h + 2 * g.pad) * size_t(g.w + 2 * g.pad); }
 
-// x: (G, C, H, W) -> col: (C*k*k, G*OH*OW), row (c, ki, kj), column (g, oy, ox); zero where the window is in padding.
+// x: (C, H, W) -> col: (C*k*k, OH*OW), row (c, ki, kj), column (oy, ox); zero where the window is in padding.
+// plane: padded_plane(g) values of scratch (any content).
 template <class T>
-void im2col(const ConvGeometry& g, const T* x, int G, T* col) {
-  const int K = g.c * g.k * g.k, P = g.oh * g.ow;
-  const size_t GP = size_t(G) * P;
-  for (int r = 0; r < K; ++r) {
-    const int c = r / (g.k * g.k), ki = (r / g.k) % g.k, kj = r % g.k;
-    int lo, hi;
-    valid_span(g.ow, g.w, g.stride, g.pad, kj, lo, hi);
-    T* dst = col + size_t(r) * GP;
-    for (int gi = 0; gi < G; ++gi) {
-      const T* xc = x + (size_t(gi) * g.c + c) * g.h * g.w;
-      for (int oy = 0; oy < g.oh; ++oy) {
-        const int iy = oy * g.stride - g.pad + ki;
-        T* d = dst + size_t(gi) * P + size_t(oy) * g.ow;
-        if (iy < 0 || iy >= g.h) {
-          std::fill(d, d + g.ow, T(0));
-          continue;
-        }
-        const T* row = xc + size_t(iy) * g.w - g.pad + kj;  // row[ox * stride] is the input under output ox
-        std::fill(d, d + lo, T(0));
-        if (g.stride == 1) std::copy(row + lo, row + hi, d + lo);  // contiguous: a plain copy
-        else for (int ox = lo; ox < hi; ++ox) d[ox] = row[ox * g.stride];
-        std::fill(d + hi, d + g.ow, T(0));
-      }
-    }
-  }
-}
-
-// The adjoint of im2col: dx (G, C, H, W) = sum of col entries over the windows each input falls in. Overwrites dx.
-template <class T>
-void col2im(const ConvGeometry& g, const T* col, int G, T* dx) {
-  const int P = g.oh * g.ow;
-  const size_t GP = size_t(G) * P;
+void im2col(const ConvGeometry& g, const T* x, T* col, T* plane) {
+  const int Wp = g.w + 2 * g.pad, P = g.oh * g.ow, s = g.stride;
   for (int c = 0; c < g.c; ++c) {
-    for (int gi = 0; gi < G; ++gi) {
-      T* xc = dx + (size_t(gi) * g.c + c) * g.h * g.w;
-      std::fill(xc, xc + size_t(g.h) * g.w, T(0));
-      for (int ki = 0; ki < g.k; ++ki)
-        for (int kj = 0; kj < g.k; ++kj) {
-          int lo, hi;
-          valid_span(g.ow, g.w, g.stride, g.pad, kj, lo, hi);
-          const T* src = col + size_t((c * g.k + ki) * g.k + kj) * GP + size_t(gi) * P;
-          for (int oy = 0; oy < g.oh; ++oy) {
-            const int iy = oy * g.stride - g.pad + ki;
-            if (iy < 0 || iy >= g.h) continue;
-            T* row = xc + size_t(iy) * g.w - g.pad + kj;
-            const T* s = src + size_t(oy) * g.ow;
-            if (g.stride == 1)
-              for (int ox = lo; ox < hi; ++ox) row[ox] += s[ox];
-            else
-              for (int ox = lo; ox < hi; ++ox) row[ox * g.stride] += s[ox];
-          }
-        }
+    const T* src = x + size_t(c) * g.h * g.w;
+    int ld = g.w;
+    if (g.pad > 0) {
+      std::fill(plane, plane + size_t(g.pad) * Wp, T(0));
+      for (int y = 0; y < g.h; ++y) {
+        T* d = plane + size_t(y + g.pad) * Wp;
+        const T* r = src + size_t(y) * g.w;
+        for (int i = 0; i < g.pad; ++i) d[i] = T(0);
+        for (int i = 0; i < g.w; ++i) d[g.pad + i] = r[i];
+        for (int i = g.pad + g.w; i < Wp; ++i) d[i] = T(0);
+      }
+      std::fill(plane + size_t(g.pad + g.h) * Wp, plane + size_t(g.h + 2 * g.pad) * Wp, T(0));
+      src = plane;
+      ld = Wp;
     }
+    for (int ki = 0; ki < g.k; ++ki)
+      for (int kj = 0; kj < g.k; ++kj) {
+        T* dst = col + size_t((c * g.k + ki) * g.k + kj) * P;
+        for (int oy = 0; oy < g.oh; ++oy) {
+          const T* r = src + size_t(oy * s + ki) * ld + kj;
+          T* d = dst + size_t(oy) * g.ow;
+          if (s == 1)
+            for (int ox = 0; ox < g.ow; ++ox) d[ox] = r[ox];
+          else
+            for (int ox = 0; ox < g.ow; ++ox) d[ox] = r[ox * s];
+        }
+      }
   }
+}
+
+// The adjoint of im2col: dx (C, H, W) = sum of col entries over the windows each input falls in. Overwrites dx.
+// plane: padded_plane(g) values of scratch (any content).
+template <class T>
+void col2im(const ConvGeometry& g, const T* col, T* dx, T* plane) {
+  const int Wp = g.w + 2 * g.pad, Hp = g.h + 2 * g.pad, P = g.oh * g.ow, s = g.stride;
+  for (int c = 0; c < g.c; ++c) {
+    T* xc = dx + size_t(c) * g.h * g.w;
+    T* acc = g.pad > 0 ? plane : xc;
+    std::fill(acc, acc + size_t(Hp) * Wp, T(0));
+    for (int ki = 0; ki < g.k; ++ki)
+      for (int kj = 0; kj < g.k; ++kj) {
+        const T* src = col + size_t((c * g.k + ki) * g.k + kj) * P;
+        for (int oy = 0; oy < g.oh; ++oy) {
+          T* r = acc + size_t(oy * s + ki) * Wp + kj;
+          const T* sr = src + size_t(oy) * g.ow;
+          if (s == 1)
+            for (int ox = 0; ox < g.ow; ++ox) r[ox] += sr[ox];
+          else
+            for (int ox = 0; ox < g.ow; ++ox) r[ox * s] += sr[ox];
+        }
+      }
+    if (g.pad > 0)
+      for (int y = 0; y < g.h; ++y) {
+        const T* r = plane + size_t(y + g.pad) * Wp + g.pad;
+        T* d = xc + size_t(y) * g.w;
+        for (int i = 0; i < g.w; ++i) d[i] = r[i];
+      }
+  }
+}
+
+// Sum of v[0, n) with eight partial sums (vectorisable, and in a fixed order).
+template <class T>
+T sum8(const T* v, size_t n) {
+  T p[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) p[j] += v[i + size_t(j)];
+  T s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+  for (; i < n; ++i) s += v[i];
+  return s;
 }
 
 // x: (n, C, H, W) -> y: (n, C, OH, OW); argmax: (n, C, OH, OW) flat index into the channel plane of the first max.
@@ -96,16 +111,22 @@ void maxpool_forward(const ConvGeometry& g, const T* x, T* y, int32_t* argmax, i
       for (int oy = 0; oy < g.oh; ++oy) {
         const T* r0 = xc + size_t(2 * oy) * g.w;
         const T* r1 = r0 + g.w;
+        const int32_t top = 2 * oy * g.w;
         for (int ox = 0; ox < g.ow; ++ox) {
-          // first max in window order (0,0) (0,1) (1,0) (1,1), NaN wins, as the general loop
+          // first max in window order (0,0) (0,1) (1,0) (1,1), NaN wins, as the general loop; selects, no branches
           const int j = 2 * ox;
-          T best = r0[j];
-          int32_t at = 2 * oy * g.w + j;
-          if (!(best != best)) {
-            if (r0[j + 1] > best || r0[j + 1] != r0[j + 1]) { best = r0[j + 1]; at = 2 * oy * g.w + j + 1; }
-            if (!(best != best) && (r1[j] > best || r1[j] != r1[j])) { best = r1[j]; at = (2 * oy + 1) * g.w + j; }
-            if (!(best != best) && (r1[j + 1] > best || r1[j + 1] != r1[j + 1])) { best = r1[j + 1]; at = (2 * oy + 1) * g.w + j + 1; }
-          }
+          const T a = r0[j], b = r0[j + 1], c = r1[j], d = r1[j + 1];
+          T best = a;
+          int32_t at = top + j;
+          bool take = (b > best || b != b) && best == best;
+          best = take ? b : best;
+          at = take ? top + j + 1 : at;
+          take = (c > best || c != c) && best == best;
+          best = take ? c : best;
+          at = take ? top + g.w + j : at;
+          take = (d > best || d != d) && best == best;
+          best = take ? d : best;
+          at = take ? top + g.w + j + 1 : at;
           yc[oy * g.ow + ox] = best;
           ac[oy * g.ow + ox] = at;
         }
@@ -178,6 +199,26 @@ void avgpool_backward(const ConvGeometry& g, const T* dy, T* dx, int n) {
         for (int ki = 0; ki < g.k; ++ki)
           for (int kj = 0; kj < g.k; ++kj) dxc[(oy * g.stride + ki) * g.w + ox * g.stride + kj] += dyc[oy * g.ow + ox] * inv;
   }
+}
+
+// Reference for max pooling: the first maximum in window order, a NaN taking the window.
+template <class T>
+void maxpool_ref(const ConvGeometry& g, const T* x, T* y, int32_t* argmax, int n) {
+  for (long pl = 0; pl < long(n) * g.c; ++pl)
+    for (int oy = 0; oy < g.oh; ++oy)
+      for (int ox = 0; ox < g.ow; ++ox) {
+        T best = T(0);
+        int32_t at = -1;
+        for (int ki = 0; ki < g.k && !(at >= 0 && best != best); ++ki)
+          for (int kj = 0; kj < g.k; ++kj) {
+            const int32_t idx = (oy * g.stride + ki) * g.w + ox * g.stride + kj;
+            const T v = x[size_t(pl) * g.h * g.w + size_t(idx)];
+            if (at < 0 || v > best || v != v) { best = v; at = idx; }
+            if (v != v) break;
+          }
+        y[(size_t(pl) * g.oh + oy) * g.ow + ox] = best;
+        argmax[(size_t(pl) * g.oh + oy) * g.ow + ox] = at;
+      }
 }
 
 // Reference: direct convolution, y (n, OC, OH, OW) = W * x + b, accumulated in double.

@@ -1,0 +1,213 @@
+// Direct convolution, stride 1, for one image in float: the forward pass and, with the weights flipped and their
+// channels swapped, the gradient with respect to the input. Written in Highway, compiled for every x86-64 target and
+// dispatched at run time.
+//
+// Layout: each input channel is copied into a zero-padded plane whose rows are Wp = w + pad wide, the right padding
+// of one row doubling as the left padding of the next. Output (oy, ox) is then position q = oy * Wp + ox, and its
+// input under kernel tap (ki, kj) sits at q + ki * Wp + kj for every q: the whole image is one flat 1-D correlation
+// per tap, with no bounds checks, computed on every q in [0, oh * Wp) (the Wp - ow extra columns per row are thrown
+// away). A tile holds kOB output channels by kNV vectors of q in registers and runs over all C * k * k taps: per tap
+// kNV loads, kOB broadcasts of a weight and kOB * kNV fused multiply-adds. This beats im2col + GEMM here because it
+// never writes the column matrix and the GEMM's K = C * k * k is too small for OpenBLAS to reach its peak.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/conv_hwy.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cstddef>
+
+#include "kernels/conv_direct.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace rectifier::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+constexpr int kNV = 2;  // vectors of output positions per tile (kOB, output channels per tile, is in conv_direct.h)
+
+// Vectors of q a tile covers, in floats: must divide kDirectTile.
+size_t TileFloats() { return kNV * hn::Lanes(hn::ScalableTag<float>()); }
+
+// out (OCpad, ldo) = the correlation of the planes xp (C planes of cs floats) with the packed weights wr
+// ([OCpad / kOB][C][k][k][kOB]), at every q in [0, qpad).
+void DirectConv(const float* HWY_RESTRICT xp, size_t cs, int C, int k, int Wp, size_t qpad, const float* HWY_RESTRICT wr,
+                int ocpad, float* HWY_RESTRICT out, size_t ldo) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d), taps = size_t(C) * size_t(k) * size_t(k);
+  using V = hn::Vec<decltype(d)>;
+  for (int ob = 0; ob < ocpad; ob += kDirectOB) {
+    const float* wb = wr + size_t(ob) * taps;
+    for (size_t q0 = 0; q0 < qpad; q0 += kNV * L) {
+      V acc[kDirectOB][kNV];
+      for (int o = 0; o < kDirectOB; ++o)
+        for (int v = 0; v < kNV; ++v) acc[o][v] = hn::Zero(d);
+      const float* w = wb;
+      for (int c = 0; c < C; ++c) {
+        const float* xc = xp + size_t(c) * cs + q0;
+        for (int ki = 0; ki < k; ++ki) {
+          const float* row = xc + size_t(ki) * size_t(Wp);
+          for (int kj = 0; kj < k; ++kj, w += kDirectOB) {
+            V xv[kNV];
+            for (int v = 0; v < kNV; ++v) xv[v] = hn::LoadU(d, row + kj + size_t(v) * L);
+            for (int o = 0; o < kDirectOB; ++o) {
+              const V wv = hn::Set(d, w[o]);
+              for (int v = 0; v < kNV; ++v) acc[o][v] = hn::MulAdd(wv, xv[v], acc[o][v]);
+            }
+          }
+        }
+      }
+      for (int o = 0; o < kDirectOB; ++o)
+        for (int v = 0; v < kNV; ++v) hn::StoreU(acc[o][v], d, out + size_t(ob + o) * ldo + q0 + size_t(v) * L);
+    }
+  }
+}
+
+// dw (oc, C * k * k) += sum over G images and every q of dyq[o][q] * xp[c][q + ki * Wp + kj]: the weight gradient.
+// dyq holds dy on the same q grid, zero in the thrown-away columns, so they add nothing. Images lie at xstride and
+// dstride floats. A tile keeps kOB output channels by kDwTaps taps (any three (c, ki, kj), each a shifted view of the
+// planes) in registers over all images and positions, then reduces each vector once.
+constexpr int kDwTaps = 3;
+void DirectWeightGrad(const float* HWY_RESTRICT xp, size_t xstride, size_t cs, const float* HWY_RESTRICT dyq,
+                      size_t dstride, int G, int C, int k, int Wp, size_t qpad, int oc, int ocpad, float* HWY_RESTRICT dw) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d);
+  const int kk = k * k, taps = C * kk;
+  using V = hn::Vec<decltype(d)>;
+  for (int ob = 0; ob < ocpad; ob += kDirectOB)
+    for (int t0 = 0; t0 < taps; t0 += kDwTaps) {
+      size_t off[kDwTaps];
+      for (int j = 0; j < kDwTaps; ++j) {
+        const int t = std::min(t0 + j, taps - 1);  // past the end: repeat the last tap, its sums are not stored
+        off[j] = size_t(t / kk) * cs + size_t((t % kk) / k) * size_t(Wp) + size_t(t % k);
+      }
+      V acc[kDirectOB][kDwTaps];
+      for (int o = 0; o < kDirectOB; ++o)
+        for (int j = 0; j < kDwTaps; ++j) acc[o][j] = hn::Zero(d);
+      for (int g = 0; g < G; ++g) {
+        const float* xg = xp + size_t(g) * xstride;
+        const float* dg = dyq + size_t(g) * dstride + size_t(ob) * qpad;
+        for (size_t q = 0; q < qpad; q += L) {
+          V xv[kDwTaps];
+          for (int j = 0; j < kDwTaps; ++j) xv[j] = hn::LoadU(d, xg + off[j] + q);
+          for (int o = 0; o < kDirectOB; ++o) {
+            const V dv = hn::LoadU(d, dg + size_t(o) * qpad + q);
+            for (int j = 0; j < kDwTaps; ++j) acc[o][j] = hn::MulAdd(dv, xv[j], acc[o][j]);
+          }
+        }
+      }
+      for (int o = 0; o < kDirectOB && ob + o < oc; ++o)
+        for (int j = 0; j < kDwTaps && t0 + j < taps; ++j)
+          dw[size_t(ob + o) * size_t(taps) + size_t(t0 + j)] += hn::GetLane(hn::SumOfLanes(d, acc[o][j]));
+    }
+}
+
+}  // namespace rectifier::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+namespace rectifier::kernels {
+HWY_EXPORT(TileFloats);
+HWY_EXPORT(DirectConv);
+HWY_EXPORT(DirectWeightGrad);
+
+namespace {
+size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
+}  // namespace
+
+bool direct_conv_applies(const ConvGeometry& g) {
+  return g.stride == 1 && g.pad <= g.k - 1 && !(g.k == 1 && g.pad == 0);
+}
+
+DirectConvLayout direct_layout(const ConvGeometry& g) {
+  DirectConvLayout l;
+  l.wp = g.w + g.pad;
+  l.qpad = round_up(size_t(g.oh) * size_t(l.wp), kDirectTile);
+  // Reads reach q + (k - 1) (Wp + 1) for q < qpad; the data rows end at (pad + h) Wp.
+  const size_t reads = l.qpad + size_t(g.k - 1) * size_t(l.wp + 1), data = size_t(g.pad + g.h) * size_t(l.wp);
+  l.cs = round_up(std::max(reads, data), 16);
+  l.ocpad = int(round_up(size_t(g.oc), kDirectOB));
+  l.scratch = size_t(g.c) * l.cs + size_t(l.ocpad) * l.qpad;
+  return l;
+}
+
+size_t direct_weights_floats(const ConvGeometry& g) {
+  return size_t(direct_layout(g).ocpad) * size_t(g.c) * size_t(g.k) * size_t(g.k);
+}
+
+void pack_direct_weights(const ConvGeometry& g, const float* W, bool transposed, float* wr) {
+  const int ocpad = direct_layout(g).ocpad, k = g.k;
+  size_t at = 0;
+  for (int ob = 0; ob < ocpad; ob += kDirectOB)
+    for (int c = 0; c < g.c; ++c)
+      for (int ki = 0; ki < k; ++ki)
+        for (int kj = 0; kj < k; ++kj)
+          for (int o = ob; o < ob + kDirectOB; ++o) {
+            float v = 0;
+            if (o < g.oc) {
+              // forward: W[o][c][ki][kj]. transposed (g is the input-gradient geometry: its "input channels" are the
+              // layer's output channels): W[c][o][k-1-ki][k-1-kj], W being [g.c][g.oc][k][k].
+              v = transposed ? W[((size_t(c) * g.oc + size_t(o)) * k + size_t(k - 1 - ki)) * k + size_t(k - 1 - kj)]
+                             : W[((size_t(o) * g.c + size_t(c)) * k + size_t(ki)) * k + size_t(kj)];
+            }
+            wr[at++] = v;
+          }
+}
+
+void direct_pad_input(const ConvGeometry& g, const float* x, float* xp) {
+  const DirectConvLayout l = direct_layout(g);
+  std::fill(xp, xp + size_t(g.c) * l.cs, 0.0f);
+  for (int c = 0; c < g.c; ++c)
+    for (int iy = 0; iy < g.h; ++iy)
+      std::memcpy(xp + size_t(c) * l.cs + size_t(iy + g.pad) * size_t(l.wp) + size_t(g.pad),
+                  x + (size_t(c) * g.h + size_t(iy)) * size_t(g.w), sizeof(float) * size_t(g.w));
+}
+
+void direct_grid_output(const ConvGeometry& g, const float* dy, float* dyq) {
+  const DirectConvLayout l = direct_layout(g);
+  std::fill(dyq, dyq + size_t(l.ocpad) * l.qpad, 0.0f);
+  for (int o = 0; o < g.oc; ++o)
+    for (int oy = 0; oy < g.oh; ++oy)
+      std::memcpy(dyq + size_t(o) * l.qpad + size_t(oy) * size_t(l.wp), dy + (size_t(o) * g.oh + size_t(oy)) * size_t(g.ow),
+                  sizeof(float) * size_t(g.ow));
+}
+
+void conv_direct(const ConvGeometry& g, const float* x, const float* wr, const float* bias, float* y, float* scratch) {
+  static const size_t tile = HWY_DYNAMIC_DISPATCH(TileFloats)();
+  if (kDirectTile % tile != 0) throw std::logic_error("conv_direct: the SIMD tile does not divide kDirectTile");
+  const DirectConvLayout l = direct_layout(g);
+  float* xp = scratch;
+  float* out = scratch + size_t(g.c) * l.cs;
+  direct_pad_input(g, x, xp);
+  HWY_DYNAMIC_DISPATCH(DirectConv)(xp, l.cs, g.c, g.k, l.wp, l.qpad, wr, l.ocpad, out, l.qpad);
+  for (int o = 0; o < g.oc; ++o) {
+    const float b = bias ? bias[o] : 0.0f;
+    for (int oy = 0; oy < g.oh; ++oy) {
+      const float* src = out + size_t(o) * l.qpad + size_t(oy) * size_t(l.wp);
+      float* dst = y + (size_t(o) * g.oh + size_t(oy)) * size_t(g.ow);
+      for (int ox = 0; ox < g.ow; ++ox) dst[ox] = src[ox] + b;
+    }
+  }
+}
+
+size_t direct_grad_image_floats(const ConvGeometry& g) {
+  const DirectConvLayout l = direct_layout(g);
+  return size_t(g.c) * l.cs + size_t(l.ocpad) * l.qpad;
+}
+
+void direct_weight_grad(const ConvGeometry& g, const float* buf, int G, float* dw) {
+  const DirectConvLayout l = direct_layout(g);
+  const size_t per = direct_grad_image_floats(g);
+  HWY_DYNAMIC_DISPATCH(DirectWeightGrad)(buf, per, l.cs, buf + size_t(g.c) * l.cs, per, G, g.c, g.k, l.wp, l.qpad,
+                                         g.oc, l.ocpad, dw);
+}
+
+ConvGeometry input_grad_geometry(const ConvGeometry& g) {
+  return {g.oc, g.oh, g.ow, g.c, g.k, 1, g.k - 1 - g.pad, g.h, g.w};
+}
+
+}  // namespace rectifier::kernels
+#endif  // HWY_ONCE
