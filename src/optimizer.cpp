@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 namespace rectifier {
 
@@ -63,33 +64,44 @@ Optimizer<T>::Optimizer(const OptimizerConfig& cfg, size_t n) : cfg_(cfg), n_(n)
 
 namespace {
 
+// GCC would split the backup copy out of the update loops into a memcpy (reading p twice); keep one pass.
+#if defined(__GNUC__) && !defined(__clang__)
+#define RECTIFIER_ONE_PASS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define RECTIFIER_ONE_PASS
+#endif
+
 // One block [0, n) of each update rule. Every pointer is restrict-qualified and every constant a value, so the
 // compiler vectorises the loops (captured references made it re-load lr and mu per element and stay scalar).
-// bk, when not null, receives p before the update, in the same pass.
-template <class T>
-void sgd_block(T* __restrict p, const T* __restrict g, T* __restrict bk, long n, T lr, T wd) {
-  if (bk) for (long i = 0; i < n; ++i) bk[i] = p[i];
-  for (long i = 0; i < n; ++i) p[i] -= lr * (g[i] + wd * p[i]);
-}
-
-template <class T>
-void momentum_block(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict bk, long n, T lr, T wd,
-                    T mu, T a, T c) {
-  if (bk) for (long i = 0; i < n; ++i) bk[i] = p[i];
+// With B, bk receives p before the update, in the same pass (p is read once).
+template <bool B, class T>
+RECTIFIER_ONE_PASS void sgd_block(T* __restrict p, const T* __restrict g, T* __restrict bk, long n, T lr, T wd) {
   for (long i = 0; i < n; ++i) {
-    const T gi = g[i] + wd * p[i];
-    const T mi = mu * m[i] + gi;
-    m[i] = mi;
-    p[i] -= lr * (a * gi + c * mi);
+    const T pi = p[i];
+    if constexpr (B) bk[i] = pi;
+    p[i] = pi - lr * (g[i] + wd * pi);
   }
 }
 
-template <class T>
-void adam_block(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict bk, long n,
+template <bool B, class T>
+RECTIFIER_ONE_PASS void momentum_block(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict bk, long n, T lr, T wd,
+                    T mu, T a, T c) {
+  for (long i = 0; i < n; ++i) {
+    const T pi = p[i];
+    if constexpr (B) bk[i] = pi;
+    const T gi = g[i] + wd * pi;
+    const T mi = mu * m[i] + gi;
+    m[i] = mi;
+    p[i] = pi - lr * (a * gi + c * mi);
+  }
+}
+
+template <bool B, class T>
+RECTIFIER_ONE_PASS void adam_block(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict bk, long n,
                 T lr, T wd, bool decoupled, T b1, T b2, T eps, T c1, T c2s) {
-  if (bk) for (long i = 0; i < n; ++i) bk[i] = p[i];
   const T decay = decoupled ? T(1) - lr * wd : T(1), l2 = decoupled ? T(0) : wd, step = lr / c1;
   for (long i = 0; i < n; ++i) {
+    if constexpr (B) bk[i] = p[i];
     const T pi = p[i] * decay;
     const T gi = g[i] + l2 * pi;
     const T mi = b1 * m[i] + (T(1) - b1) * gi;
@@ -101,21 +113,22 @@ void adam_block(T* __restrict p, const T* __restrict g, T* __restrict m, T* __re
   }
 }
 
-template <class T>
-void rmsprop_block(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict bk, long n,
+template <bool B, class T>
+RECTIFIER_ONE_PASS void rmsprop_block(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict bk, long n,
                    T lr, T wd, T a, T eps, T mu) {
-  if (bk) for (long i = 0; i < n; ++i) bk[i] = p[i];
   for (long i = 0; i < n; ++i) {
-    const T gi = g[i] + wd * p[i];
+    const T pi = p[i];
+    if constexpr (B) bk[i] = pi;
+    const T gi = g[i] + wd * pi;
     const T vi = a * v[i] + (T(1) - a) * gi * gi;
     v[i] = vi;
     const T s = gi / (std::sqrt(vi) + eps);
     if (mu > T(0)) {
       const T mi = mu * m[i] + s;
       m[i] = mi;
-      p[i] -= lr * mi;
+      p[i] = pi - lr * mi;
     } else {
-      p[i] -= lr * s;
+      p[i] = pi - lr * s;
     }
   }
 }
@@ -129,23 +142,28 @@ void Optimizer<T>::step(T* p, const T* g, double lr_d, T* backup) {
   T* m = m_.data();
   T* v = v_.data();
   const long n = long(n_);
-  // Split over threads in fixed blocks: the same result for any thread count. f(offset, length).
+  // Split over threads in fixed blocks: the same result for any thread count. f(B, offset, length) with B a
+  // std::bool_constant: whether to keep the backup.
   auto each = [&](auto&& f) {
+    auto run = [&](auto B) {
 #pragma omp parallel for schedule(static) if (n > 32768)
-    for (long b = 0; b < n; b += 4096) f(b, std::min(n, b + 4096) - b);
+      for (long b = 0; b < n; b += 4096) f(B, b, std::min(n, b + 4096) - b);
+    };
+    if (backup) run(std::true_type{});
+    else run(std::false_type{});
   };
   auto bk = [&](long b) { return backup ? backup + b : nullptr; };
   switch (cfg_.kind) {
     case OptKind::sgd: {
       const T mu = T(cfg_.momentum);
       if (mu == T(0)) {
-        each([&](long b, long k) { sgd_block(p + b, g + b, bk(b), k, lr, wd); });
+        each([&](auto B, long b, long k) { sgd_block<B()>(p + b, g + b, bk(b), k, lr, wd); });
         break;
       }
       // PyTorch starts the buffer as the first gradient: the same as mu * 0 + g, the buffer being zero-filled.
       // Nesterov steps along g + mu * m, plain momentum along m: p -= lr * (a * g + c * m), branch-free.
       const T a = cfg_.nesterov ? T(1) : T(0), c = cfg_.nesterov ? mu : T(1);
-      each([&](long b, long k) { momentum_block(p + b, g + b, m + b, bk(b), k, lr, wd, mu, a, c); });
+      each([&](auto B, long b, long k) { momentum_block<B()>(p + b, g + b, m + b, bk(b), k, lr, wd, mu, a, c); });
       break;
     }
     case OptKind::adam: case OptKind::adamw: {
@@ -153,14 +171,14 @@ void Optimizer<T>::step(T* p, const T* g, double lr_d, T* backup) {
       const T c1 = T(1 - std::pow(cfg_.beta1, double(t_))), c2 = T(1 - std::pow(cfg_.beta2, double(t_)));
       const T c2s = std::sqrt(c2);
       const bool decoupled = cfg_.kind == OptKind::adamw;
-      each([&](long b, long k) {
-        adam_block(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, decoupled, b1, b2, eps, c1, c2s);
+      each([&](auto B, long b, long k) {
+        adam_block<B()>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, decoupled, b1, b2, eps, c1, c2s);
       });
       break;
     }
     case OptKind::rmsprop: {
       const T a = T(cfg_.alpha), eps = T(cfg_.eps), mu = T(cfg_.momentum);
-      each([&](long b, long k) { rmsprop_block(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, a, eps, mu); });
+      each([&](auto B, long b, long k) { rmsprop_block<B()>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, a, eps, mu); });
       break;
     }
   }
