@@ -157,22 +157,38 @@ void pack_direct_weights(const ConvGeometry& g, const float* W, bool transposed,
           }
 }
 
+// Every value of the planes and the grid is written once, the padding with zeros (no memset of the whole buffer
+// followed by short row copies).
 void direct_pad_input(const ConvGeometry& g, const float* x, float* xp) {
   const DirectConvLayout l = direct_layout(g);
-  std::fill(xp, xp + size_t(g.c) * l.cs, 0.0f);
-  for (int c = 0; c < g.c; ++c)
-    for (int iy = 0; iy < g.h; ++iy)
-      std::memcpy(xp + size_t(c) * l.cs + size_t(iy + g.pad) * size_t(l.wp) + size_t(g.pad),
-                  x + (size_t(c) * g.h + size_t(iy)) * size_t(g.w), sizeof(float) * size_t(g.w));
+  const size_t wp = size_t(l.wp), pad = size_t(g.pad), w = size_t(g.w);
+  for (int c = 0; c < g.c; ++c) {
+    float* p = xp + size_t(c) * l.cs;
+    std::fill(p, p + pad * wp, 0.0f);  // top padding rows
+    for (int iy = 0; iy < g.h; ++iy) {
+      float* row = p + (size_t(iy) + pad) * wp;  // [left padding (= the row above's right padding), data]
+      const float* src = x + (size_t(c) * size_t(g.h) + size_t(iy)) * w;
+      for (size_t i = 0; i < pad; ++i) row[i] = 0.0f;
+      for (size_t i = 0; i < w; ++i) row[pad + i] = src[i];
+    }
+    std::fill(p + (size_t(g.h) + pad) * wp, p + l.cs, 0.0f);  // bottom padding and the tile overrun
+  }
 }
 
 void direct_grid_output(const ConvGeometry& g, const float* dy, float* dyq) {
   const DirectConvLayout l = direct_layout(g);
-  std::fill(dyq, dyq + size_t(l.ocpad) * l.qpad, 0.0f);
-  for (int o = 0; o < g.oc; ++o)
-    for (int oy = 0; oy < g.oh; ++oy)
-      std::memcpy(dyq + size_t(o) * l.qpad + size_t(oy) * size_t(l.wp), dy + (size_t(o) * g.oh + size_t(oy)) * size_t(g.ow),
-                  sizeof(float) * size_t(g.ow));
+  const size_t wp = size_t(l.wp), ow = size_t(g.ow), rows = size_t(g.oh);
+  for (int o = 0; o < g.oc; ++o) {
+    float* q = dyq + size_t(o) * l.qpad;
+    for (size_t oy = 0; oy < rows; ++oy) {
+      const float* src = dy + (size_t(o) * rows + oy) * ow;
+      float* row = q + oy * wp;
+      for (size_t i = 0; i < ow; ++i) row[i] = src[i];
+      for (size_t i = ow; i < wp; ++i) row[i] = 0.0f;
+    }
+    std::fill(q + rows * wp, q + l.qpad, 0.0f);
+  }
+  std::fill(dyq + size_t(g.oc) * l.qpad, dyq + size_t(l.ocpad) * l.qpad, 0.0f);
 }
 
 void conv_direct(const ConvGeometry& g, const float* x, const float* wr, const float* bias, float* y, float* scratch) {
