@@ -122,10 +122,11 @@ TEST(ConvKernel, LayerMatchesDirectConvolution) {
 // Both max-pooling paths (the 2x2 fast one and the general loop) against the reference, on values with many ties
 // (small integers), negative windows and NaNs: the same maxima and the same argmax.
 TEST(PoolKernel, MaxPoolMatchesReferenceWithTiesAndNaN) {
-  for (int k : {2, 3}) {
-    const int h = 12, w = 10, c = 3, n = 2, s = 2, oh = (h - k) / s + 1, ow = (w - k) / s + 1;
+  for (int k : {2, 3})
+  for (int w : {10, 40}) {  // rows narrower than a vector, and rows of several vectors plus a tail
+    const int h = 12, c = 3, n = 2, s = 2, oh = (h - k) / s + 1, ow = (w - k) / s + 1;
     kernels::ConvGeometry g{c, h, w, c, k, s, 0, oh, ow};
-    Rng rng{uint64_t(k)};
+    Rng rng{uint64_t(k * w)};
     std::vector<float> x(size_t(n) * c * h * w);
     for (auto& v : x) v = float(int(rng.below(7))) - 4.0f;
     for (size_t i = 5; i < x.size(); i += 37) x[i] = std::nanf("");
@@ -135,8 +136,8 @@ TEST(PoolKernel, MaxPoolMatchesReferenceWithTiesAndNaN) {
     kernels::maxpool_forward(g, x.data(), y.data(), am.data(), n);
     kernels::maxpool_ref(g, x.data(), ry.data(), ram.data(), n);
     for (size_t i = 0; i < m; ++i) {
-      ASSERT_EQ(am[i], ram[i]) << "k=" << k << " at " << i;
-      ASSERT_TRUE(y[i] == ry[i] || (std::isnan(y[i]) && std::isnan(ry[i]))) << "k=" << k << " at " << i;
+      ASSERT_EQ(am[i], ram[i]) << "k=" << k << " w=" << w << " at " << i;
+      ASSERT_TRUE(y[i] == ry[i] || (std::isnan(y[i]) && std::isnan(ry[i]))) << "k=" << k << " w=" << w << " at " << i;
     }
   }
 }

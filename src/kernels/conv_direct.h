@@ -9,7 +9,7 @@
 namespace rectifier::kernels {
 
 constexpr int kDirectOB = 4;          // output channels per register tile
-constexpr size_t kDirectTile = 32;    // output positions are padded to a multiple of this (every target's tile divides it)
+constexpr size_t kDirectTile = 48;    // output positions are padded to a multiple of this (every target's tile divides it)
 
 struct DirectConvLayout {
   int wp = 0;          // padded row width, w + pad

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels/conv_direct.h"
 
@@ -23,7 +24,7 @@ HWY_BEFORE_NAMESPACE();
 namespace rectifier::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-constexpr int kNV = 2;  // vectors of output positions per tile (kOB, output channels per tile, is in conv_direct.h)
+constexpr int kNV = 3;  // vectors of output positions per tile (kOB, output channels per tile, is in conv_direct.h)
 
 // Vectors of q a tile covers, in floats: must divide kDirectTile.
 size_t TileFloats() { return kNV * hn::Lanes(hn::ScalableTag<float>()); }
@@ -101,6 +102,67 @@ void DirectWeightGrad(const float* HWY_RESTRICT xp, size_t xstride, size_t cs, c
     }
 }
 
+// 2x2 max pooling, stride 2, over planes [0, planes) of (h, w), both even: y and the flat argmax within the plane.
+// The first maximum in window order (0,0) (0,1) (1,0) (1,1) wins and a NaN takes the window, as maxpool_ref. Pairs
+// are deinterleaved from the rows; a row's last vector may read into the next row (its lanes are not stored), and
+// whatever would read past x_end goes through the scalar loop.
+void MaxPool2x2(const float* HWY_RESTRICT x, const float* x_end, float* HWY_RESTRICT y, int32_t* HWY_RESTRICT am,
+                size_t planes, int h, int w) {
+  const hn::ScalableTag<float> d;
+  const hn::RebindToSigned<decltype(d)> di;
+  const size_t L = hn::Lanes(d);
+  const int oh = h / 2, ow = w / 2;
+  const auto lane2 = hn::Add(hn::Iota(di, 0), hn::Iota(di, 0));  // 2 * lane
+  for (size_t pl = 0; pl < planes; ++pl) {
+    const float* xc = x + pl * size_t(h) * size_t(w);
+    float* yc = y + pl * size_t(oh) * size_t(ow);
+    int32_t* ac = am + pl * size_t(oh) * size_t(ow);
+    for (int oy = 0; oy < oh; ++oy) {
+      const float* r0 = xc + size_t(2 * oy) * size_t(w);
+      const float* r1 = r0 + w;
+      const int32_t top = 2 * oy * w;
+      int ox = 0;
+      for (; ox < ow && r1 + 2 * (size_t(ox) + L) <= x_end; ox += int(L)) {
+        hn::Vec<decltype(d)> a, b, c, e;
+        hn::LoadInterleaved2(d, r0 + 2 * ox, a, b);
+        hn::LoadInterleaved2(d, r1 + 2 * ox, c, e);
+        const auto at0 = hn::Add(hn::Set(di, top + 2 * ox), lane2);
+        auto best = a;
+        auto at = at0;
+        auto take = hn::And(hn::Or(hn::Gt(b, best), hn::IsNaN(b)), hn::Eq(best, best));
+        best = hn::IfThenElse(take, b, best);
+        at = hn::IfThenElse(hn::RebindMask(di, take), hn::Add(at0, hn::Set(di, 1)), at);
+        take = hn::And(hn::Or(hn::Gt(c, best), hn::IsNaN(c)), hn::Eq(best, best));
+        best = hn::IfThenElse(take, c, best);
+        at = hn::IfThenElse(hn::RebindMask(di, take), hn::Add(at0, hn::Set(di, w)), at);
+        take = hn::And(hn::Or(hn::Gt(e, best), hn::IsNaN(e)), hn::Eq(best, best));
+        best = hn::IfThenElse(take, e, best);
+        at = hn::IfThenElse(hn::RebindMask(di, take), hn::Add(at0, hn::Set(di, w + 1)), at);
+        float* yo = yc + size_t(oy) * size_t(ow) + size_t(ox);
+        int32_t* ao = ac + size_t(oy) * size_t(ow) + size_t(ox);
+        if (size_t(ow - ox) >= L) {
+          hn::StoreU(best, d, yo);
+          hn::StoreU(at, di, ao);
+        } else {
+          hn::BlendedStore(best, hn::FirstN(d, size_t(ow - ox)), d, yo);
+          hn::BlendedStore(at, hn::FirstN(di, size_t(ow - ox)), di, ao);
+        }
+      }
+      for (; ox < ow; ++ox) {  // the same selects, one window at a time
+        const int j = 2 * ox;
+        const float v[4] = {r0[j], r0[j + 1], r1[j], r1[j + 1]};
+        const int32_t idx[4] = {top + j, top + j + 1, top + w + j, top + w + j + 1};
+        float best = v[0];
+        int32_t at = idx[0];
+        for (int t = 1; t < 4; ++t)
+          if ((v[t] > best || v[t] != v[t]) && best == best) { best = v[t]; at = idx[t]; }
+        yc[size_t(oy) * size_t(ow) + size_t(ox)] = best;
+        ac[size_t(oy) * size_t(ow) + size_t(ox)] = at;
+      }
+    }
+  }
+}
+
 }  // namespace rectifier::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -113,6 +175,7 @@ namespace rectifier::kernels {
 HWY_EXPORT(TileFloats);
 HWY_EXPORT(DirectConv);
 HWY_EXPORT(DirectWeightGrad);
+HWY_EXPORT(MaxPool2x2);
 
 namespace {
 size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
@@ -219,6 +282,10 @@ void direct_weight_grad(const ConvGeometry& g, const float* buf, int G, float* d
   const size_t per = direct_grad_image_floats(g);
   HWY_DYNAMIC_DISPATCH(DirectWeightGrad)(buf, per, l.cs, buf + size_t(g.c) * l.cs, per, G, g.c, g.k, l.wp, l.qpad,
                                          g.oc, l.ocpad, dw);
+}
+
+void maxpool2x2_forward(const float* x, const float* x_end, float* y, int32_t* argmax, size_t planes, int h, int w) {
+  HWY_DYNAMIC_DISPATCH(MaxPool2x2)(x, x_end, y, argmax, planes, h, w);
 }
 
 ConvGeometry input_grad_geometry(const ConvGeometry& g) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 
 namespace rectifier::kernels {
 
@@ -98,10 +99,26 @@ T sum8(const T* v, size_t n) {
   return s;
 }
 
+// 2x2 max pooling with stride 2 in float, planes of even (h, w), in SIMD (kernels/conv_hwy.cpp). x_end: the end of the
+// readable input. Same results as maxpool_ref.
+void maxpool2x2_forward(const float* x, const float* x_end, float* y, int32_t* argmax, size_t planes, int h, int w);
+
 // x: (n, C, H, W) -> y: (n, C, OH, OW); argmax: (n, C, OH, OW) flat index into the channel plane of the first max.
 template <class T>
 void maxpool_forward(const ConvGeometry& g, const T* x, T* y, int32_t* argmax, int n) {
   const long planes = long(n) * g.c;
+  if constexpr (std::is_same_v<T, float>) {
+    if (g.k == 2 && g.stride == 2 && g.h % 2 == 0 && g.w % 2 == 0) {  // the common case, in SIMD
+      const size_t plane = size_t(g.h) * g.w, oplane = size_t(g.oh) * g.ow, per = 64;
+      const T* end = x + size_t(planes) * plane;
+#pragma omp parallel for schedule(static) if (planes * g.oh * g.ow > 65536)
+      for (long p0 = 0; p0 < planes; p0 += long(per)) {
+        const size_t cnt = std::min(size_t(planes - p0), per);
+        maxpool2x2_forward(x + size_t(p0) * plane, end, y + size_t(p0) * oplane, argmax + size_t(p0) * oplane, cnt, g.h, g.w);
+      }
+      return;
+    }
+  }
   if (g.k == 2 && g.stride == 2) {  // the common case, without the general loop's bookkeeping
 #pragma omp parallel for schedule(static) if (planes * g.oh * g.ow > 65536)
     for (long pl = 0; pl < planes; ++pl) {
@@ -159,6 +176,27 @@ void maxpool_forward(const ConvGeometry& g, const T* x, T* y, int32_t* argmax, i
 template <class T>
 void maxpool_backward(const ConvGeometry& g, const T* dy, const int32_t* argmax, T* dx, int n) {
   const long planes = long(n) * g.c;
+  if (g.k == 2 && g.stride == 2 && g.h % 2 == 0 && g.w % 2 == 0) {
+    // Windows tile the plane: every input is in exactly one, so each dx value is written once (no zeroing pass).
+#pragma omp parallel for schedule(static) if (planes * g.h * g.w > 65536)
+    for (long pl = 0; pl < planes; ++pl) {
+      T* dxc = dx + size_t(pl) * g.h * g.w;
+      const T* dyc = dy + size_t(pl) * g.oh * g.ow;
+      const int32_t* ac = argmax + size_t(pl) * g.oh * g.ow;
+      const int w = g.w;
+      for (int oy = 0; oy < g.oh; ++oy)
+        for (int ox = 0; ox < g.ow; ++ox) {
+          const int o = oy * g.ow + ox, p = 2 * oy * w + 2 * ox;
+          const T v = dyc[o];
+          const int32_t a = ac[o];
+          dxc[p] = a == p ? v : T(0);
+          dxc[p + 1] = a == p + 1 ? v : T(0);
+          dxc[p + w] = a == p + w ? v : T(0);
+          dxc[p + w + 1] = a == p + w + 1 ? v : T(0);
+        }
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static) if (planes * g.h * g.w > 65536)
   for (long pl = 0; pl < planes; ++pl) {
     T* dxc = dx + size_t(pl) * g.h * g.w;
