@@ -9,6 +9,7 @@ namespace rectifier {
 using nlohmann::json;
 
 namespace {
+constexpr size_t kPiece = size_t(1) << 14;
 std::string pct(double f) {
   char b[32];
   std::snprintf(b, sizeof b, "%.0f%%", 100 * f);
@@ -44,6 +45,11 @@ Monitor::Monitor(Model<float>& model, MonitorConfig cfg) : model_(model), cfg_(c
       params_.push_back({std::to_string(i) + "." + p.name, p.value, p.grad, p.size(),
                          p.name == "weight" && (l.kind() == LayerKind::dense || l.kind() == LayerKind::conv)});
   }
+  for (size_t k = 0; k < params_.size(); ++k)
+    for (size_t off = 0; off < params_[k].size; off += kPiece)
+      pieces_.push_back({k, off, std::min(kPiece, params_[k].size - off)});
+  piece_a_.resize(pieces_.size());
+  piece_b_.resize(pieces_.size());
 }
 
 void Monitor::begin_epoch() {
@@ -64,7 +70,7 @@ namespace {
 void moments(const float* x, size_t n, double& sum, double& sq) {
   double s = 0, ss = 0;
   const long blocks = long((n + 4095) / 4096);
-#pragma omp parallel for reduction(+ : s, ss) schedule(static) if (n > 65536)
+#pragma omp parallel for reduction(+ : s, ss) schedule(static) if (n > 16384)
   for (long b = 0; b < blocks; ++b) {
     const size_t lo = size_t(b) * 4096, hi = std::min(n, lo + 4096);
     float fs = 0, fss = 0;
@@ -97,13 +103,18 @@ void Monitor::after_forward(int n) {
     const size_t U = size_t(w.units), P = size_t(w.spatial), per = U * P, total = per * size_t(n);
     uint8_t* act = w.active.data();
     size_t zeros = 0, sat = 0;
-    if (P == 1) {  // dense units: rows of U values
-      for (int i = 0; i < n; ++i) {
-        const float* yi = y + size_t(i) * per;
-        for (size_t u = 0; u < U; ++u) {
-          const bool nz = yi[u] != 0.0f;
-          act[u] |= nz;
-          zeros += !nz;
+    if (P == 1) {  // dense units: rows of U values; a thread takes a block of units down the batch
+      const long blocks = long((U + 63) / 64);
+#pragma omp parallel for reduction(+ : zeros) schedule(static) if (total > 16384)
+      for (long b = 0; b < blocks; ++b) {
+        const size_t u0 = size_t(b) * 64, u1 = std::min(U, u0 + 64);
+        for (int i = 0; i < n; ++i) {
+          const float* yi = y + size_t(i) * per;
+          for (size_t u = u0; u < u1; ++u) {
+            const bool nz = yi[u] != 0.0f;
+            act[u] |= nz;
+            zeros += !nz;
+          }
         }
       }
     } else {  // conv channels: a thread takes whole channels across the batch
@@ -169,11 +180,28 @@ std::optional<std::string> Monitor::find_nonfinite_activation() const {
 
 std::optional<std::string> Monitor::after_backward() {
   ++step_;
+  // Sum of squares of every gradient piece, in one parallel loop.
+  const long np = long(pieces_.size());
+#pragma omp parallel for schedule(static) if (model_.num_params() > 65536)
+  for (long k = 0; k < np; ++k) {
+    const Piece& pc = pieces_[size_t(k)];
+    const float* g = params_[pc.param].grad + pc.offset;
+    double ss = 0;
+    for (size_t lo = 0; lo < pc.size; lo += 4096) {
+      const size_t hi = std::min(pc.size, lo + 4096);
+      float f = 0;
+#pragma omp simd reduction(+ : f)
+      for (size_t j = lo; j < hi; ++j) f += g[j] * g[j];
+      ss += f;
+    }
+    piece_a_[size_t(k)] = ss;
+  }
   double total = 0;
   std::optional<std::string> bad;
+  size_t k = 0;
   for (auto& p : params_) {
-    double sum = 0, ss = 0;
-    moments(p.grad, p.size, sum, ss);
+    double ss = 0;
+    for (; k < pieces_.size() && &params_[pieces_[k].param] == &p; ++k) ss += piece_a_[k];
     const double norm = std::sqrt(ss);
     if (!std::isfinite(norm) && !bad) {
       size_t at = 0;
@@ -197,20 +225,40 @@ bool Monitor::wants_update_ratio() const { return step_ % cfg_.update_every == 1
 void Monitor::before_step() {
   if (!wants_update_ratio()) return;
   before_.resize(model_.num_params());
-  std::memcpy(before_.data(), model_.params(), sizeof(float) * before_.size());
+  const float* base = model_.params();
+  const long np = long(pieces_.size());
+#pragma omp parallel for schedule(static) if (model_.num_params() > 65536)
+  for (long k = 0; k < np; ++k) {
+    const Piece& pc = pieces_[size_t(k)];
+    const size_t off = size_t(params_[pc.param].value - base) + pc.offset;
+    std::memcpy(before_.data() + off, base + off, sizeof(float) * pc.size);
+  }
 }
 
 void Monitor::after_step() {
   if (!wants_update_ratio()) return;
   const float* base = model_.params();
-  for (auto& p : params_) {
-    const size_t off = size_t(p.value - base);
+  const long np = long(pieces_.size());
+#pragma omp parallel for schedule(static) if (model_.num_params() > 65536)
+  for (long k = 0; k < np; ++k) {
+    const Piece& pc = pieces_[size_t(k)];
+    const size_t off = size_t(params_[pc.param].value - base) + pc.offset;
+    const float* now = base + off;
+    const float* was = before_.data() + off;
     double du = 0, w = 0;
-    for (size_t j = 0; j < p.size; ++j) {
-      const double d = double(p.value[j]) - before_[off + j];
+#pragma omp simd reduction(+ : du, w)
+    for (size_t j = 0; j < pc.size; ++j) {
+      const double d = double(now[j]) - double(was[j]);
       du += d * d;
-      w += double(before_[off + j]) * before_[off + j];
+      w += double(was[j]) * double(was[j]);
     }
+    piece_a_[size_t(k)] = du;
+    piece_b_[size_t(k)] = w;
+  }
+  size_t k = 0;
+  for (auto& p : params_) {
+    double du = 0, w = 0;
+    for (; k < pieces_.size() && &params_[pieces_[k].param] == &p; ++k) { du += piece_a_[k]; w += piece_b_[k]; }
     if (w > 0) { p.ratio_sum += std::sqrt(du / w); ++p.ratio_n; }
   }
 }

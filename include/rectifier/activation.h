@@ -131,6 +131,10 @@ void relu_backward_mask(const uint8_t* mask, const float* dy, float* dx, size_t 
 // Sigmoid and tanh forward in float with SIMD (Highway, run-time dispatch); act_forward uses them.
 void sigmoid_forward(const float* x, float* y, size_t n);
 void tanh_forward(const float* x, float* y, size_t n);
+// ELU, SELU, SiLU, softplus and mish in float with SIMD (Highway): forward, and backward dx = dy * f'(x) from the
+// input. Return false, doing nothing, for the other activations.
+bool smooth_forward(const Activation& a, const float* x, float* y, size_t n);
+bool smooth_backward(const Activation& a, const float* x, const float* dy, float* dx, size_t n);
 // dx = dy * f'(x) computed from the output y = f(x), for the activations whose derivative is a function of the
 // output (sigmoid: y(1-y), tanh: 1-y^2). Returns false, doing nothing, for the others.
 template <class T> bool act_backward_from_output(const Activation& a, const T* y, const T* dy, T* dx, size_t n);

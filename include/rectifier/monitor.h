@@ -75,6 +75,11 @@ class Monitor {
   MonitorConfig cfg_;
   std::vector<Watched> watched_;
   std::vector<ParamStat> params_;
+  // Every parameter cut into pieces of at most 16K values: per-step reductions run as one parallel loop over them,
+  // into one slot per piece, summed per parameter in a fixed order.
+  struct Piece { size_t param, offset, size; };
+  std::vector<Piece> pieces_;
+  std::vector<double> piece_a_, piece_b_;
   std::vector<float> before_;
   long batch_ = 0, step_ = 0;
   int last_n_ = 0;  // examples in the last forward

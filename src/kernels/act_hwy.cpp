@@ -1,5 +1,7 @@
-// Sigmoid and tanh forward in Highway (vector exp and tanh from hwy/contrib/math, about 1-4 ulp), dispatched at
-// run time like the ReLU kernels. Their derivatives need no exp: the layers compute them from the output.
+// Smooth activations in Highway (vector exp, expm1, log1p and tanh from hwy/contrib/math, about 1-4 ulp), dispatched
+// at run time like the ReLU kernels: sigmoid and tanh forward (their layers take the derivative from the output, no
+// exp), and ELU, SELU, SiLU, softplus and mish forward and backward. GELU (erf) stays on the scalar reference.
+// NaN passes through as in the scalar reference; exp arguments are clamped where the result no longer changes.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/act_hwy.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -8,6 +10,8 @@
 
 #include <cmath>
 #include <cstddef>
+
+#include "rectifier/activation.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace rectifier::kernels::HWY_NAMESPACE {
@@ -40,22 +44,138 @@ void TanhForward(const float* HWY_RESTRICT x, float* HWY_RESTRICT y, size_t n) {
   for (; i < n; ++i) y[i] = std::tanh(x[i]);
 }
 
+// 1 / (1 + exp(-v)) with the exp argument clamped to [-88, 88].
+template <class D, class V>
+HWY_INLINE V Sigmoid(D d, V v) {
+  const V one = hn::Set(d, 1.0f);
+  return hn::Div(one, hn::Add(one, hn::Exp(d, hn::Neg(hn::Min(hn::Max(v, hn::Set(d, -88.0f)), hn::Set(d, 88.0f))))));
+}
+// PyTorch's softplus: v where beta v > 20, else log1p(exp(beta v)) / beta.
+template <class D, class V>
+HWY_INLINE V Softplus(D d, V v, V beta) {
+  const V bx = hn::Mul(beta, v), t = hn::Set(d, 20.0f);
+  return hn::IfThenElse(hn::Gt(bx, t), v, hn::Div(hn::Log1p(d, hn::Exp(d, hn::Min(bx, t))), beta));
+}
+
+// f(v) on every full vector (NaN lanes keep v), the scalar reference s(x) on the tail.
+template <class D, class VF, class SF>
+HWY_INLINE void Map(D d, const float* HWY_RESTRICT x, float* HWY_RESTRICT y, size_t n, VF f, SF s) {
+  const size_t L = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto v = hn::LoadU(d, x + i);
+    hn::StoreU(hn::IfThenElse(hn::IsNaN(v), v, f(v)), d, y + i);
+  }
+  for (; i < n; ++i) y[i] = s(x[i]);
+}
+// dx = dy * f'(v) on every full vector (NaN in x gives NaN), the scalar reference on the tail.
+template <class D, class VF, class SF>
+HWY_INLINE void MapBackward(D d, const float* HWY_RESTRICT x, const float* HWY_RESTRICT dy, float* HWY_RESTRICT dx,
+                            size_t n, VF f, SF s) {
+  const size_t L = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto v = hn::LoadU(d, x + i);
+    hn::StoreU(hn::Mul(hn::LoadU(d, dy + i), hn::IfThenElse(hn::IsNaN(v), v, f(v))), d, dx + i);
+  }
+  for (; i < n; ++i) dx[i] = dy[i] * s(x[i]);
+}
+
+// kind: an Act; p its parameter. Returns false for the kinds this does not cover.
+bool SmoothForward(int kind, float p, const float* HWY_RESTRICT x, float* HWY_RESTRICT y, size_t n) {
+  const hn::ScalableTag<float> d;
+  using V = hn::Vec<decltype(d)>;
+  const V zero = hn::Zero(d), one = hn::Set(d, 1.0f), P = hn::Set(d, p);
+  const V lambda = hn::Set(d, float(act_math::kSeluLambda)), alpha = hn::Set(d, float(act_math::kSeluAlpha));
+  switch (Act(kind)) {
+    case Act::elu:
+      Map(d, x, y, n, [&](V v) { return hn::IfThenElse(hn::Gt(v, zero), v, hn::Mul(P, hn::Expm1(d, hn::Min(v, zero)))); },
+          [&](float v) { return act_value_k<Act::elu, float>(v, p); });
+      return true;
+    case Act::selu:
+      Map(d, x, y, n, [&](V v) {
+            return hn::Mul(lambda, hn::IfThenElse(hn::Gt(v, zero), v, hn::Mul(alpha, hn::Expm1(d, hn::Min(v, zero)))));
+          },
+          [&](float v) { return act_value_k<Act::selu, float>(v, p); });
+      return true;
+    case Act::silu:
+      Map(d, x, y, n, [&](V v) { return hn::Mul(v, Sigmoid(d, v)); },
+          [&](float v) { return act_value_k<Act::silu, float>(v, p); });
+      return true;
+    case Act::softplus:
+      Map(d, x, y, n, [&](V v) { return Softplus(d, v, P); },
+          [&](float v) { return act_value_k<Act::softplus, float>(v, p); });
+      return true;
+    case Act::mish:
+      Map(d, x, y, n, [&](V v) { return hn::Mul(v, hn::Tanh(d, Softplus(d, v, one))); },
+          [&](float v) { return act_value_k<Act::mish, float>(v, p); });
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool SmoothBackward(int kind, float p, const float* HWY_RESTRICT x, const float* HWY_RESTRICT dy,
+                    float* HWY_RESTRICT dx, size_t n) {
+  const hn::ScalableTag<float> d;
+  using V = hn::Vec<decltype(d)>;
+  const V zero = hn::Zero(d), one = hn::Set(d, 1.0f), P = hn::Set(d, p);
+  const V lambda = hn::Set(d, float(act_math::kSeluLambda)), alpha = hn::Set(d, float(act_math::kSeluAlpha));
+  switch (Act(kind)) {
+    case Act::elu:
+      MapBackward(d, x, dy, dx, n, [&](V v) { return hn::IfThenElse(hn::Gt(v, zero), one, hn::Mul(P, hn::Exp(d, hn::Min(v, zero)))); },
+                  [&](float v) { return act_derivative_k<Act::elu, float>(v, p); });
+      return true;
+    case Act::selu:
+      MapBackward(d, x, dy, dx, n, [&](V v) {
+                    return hn::Mul(lambda, hn::IfThenElse(hn::Gt(v, zero), one, hn::Mul(alpha, hn::Exp(d, hn::Min(v, zero)))));
+                  },
+                  [&](float v) { return act_derivative_k<Act::selu, float>(v, p); });
+      return true;
+    case Act::silu:
+      MapBackward(d, x, dy, dx, n, [&](V v) {
+                    const V s = Sigmoid(d, v);
+                    return hn::Mul(s, hn::Add(one, hn::Mul(v, hn::Sub(one, s))));
+                  },
+                  [&](float v) { return act_derivative_k<Act::silu, float>(v, p); });
+      return true;
+    case Act::softplus:
+      MapBackward(d, x, dy, dx, n, [&](V v) {
+                    const V bx = hn::Mul(P, v);
+                    return hn::IfThenElse(hn::Gt(bx, hn::Set(d, 20.0f)), one, Sigmoid(d, bx));
+                  },
+                  [&](float v) { return act_derivative_k<Act::softplus, float>(v, p); });
+      return true;
+    case Act::mish:
+      MapBackward(d, x, dy, dx, n, [&](V v) {
+                    const V t = hn::Tanh(d, Softplus(d, v, one));
+                    return hn::Add(t, hn::Mul(hn::Mul(v, hn::Sub(one, hn::Mul(t, t))), Sigmoid(d, v)));
+                  },
+                  [&](float v) { return act_derivative_k<Act::mish, float>(v, p); });
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace rectifier::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include "kernels/parallel.h"
-#include "rectifier/activation.h"
 
 namespace rectifier {
 namespace kernels {
 HWY_EXPORT(SigmoidForward);
 HWY_EXPORT(TanhForward);
+HWY_EXPORT(SmoothForward);
+HWY_EXPORT(SmoothBackward);
 }  // namespace kernels
 
 namespace {
 template <class F>
 void chunks(size_t n, F&& f) { kernels::parallel_chunks(n, size_t(1) << 14, f); }
+bool smooth_simd(Act k) { return k == Act::elu || k == Act::selu || k == Act::silu || k == Act::softplus || k == Act::mish; }
 }  // namespace
 
 void sigmoid_forward(const float* x, float* y, size_t n) {
@@ -63,6 +183,21 @@ void sigmoid_forward(const float* x, float* y, size_t n) {
 }
 void tanh_forward(const float* x, float* y, size_t n) {
   chunks(n, [&](size_t lo, size_t len) { HWY_DYNAMIC_DISPATCH(kernels::TanhForward)(x + lo, y + lo, len); });
+}
+
+bool smooth_forward(const Activation& a, const float* x, float* y, size_t n) {
+  if (!smooth_simd(a.kind)) return false;
+  chunks(n, [&](size_t lo, size_t len) {
+    HWY_DYNAMIC_DISPATCH(kernels::SmoothForward)(int(a.kind), float(a.param), x + lo, y + lo, len);
+  });
+  return true;
+}
+bool smooth_backward(const Activation& a, const float* x, const float* dy, float* dx, size_t n) {
+  if (!smooth_simd(a.kind)) return false;
+  chunks(n, [&](size_t lo, size_t len) {
+    HWY_DYNAMIC_DISPATCH(kernels::SmoothBackward)(int(a.kind), float(a.param), x + lo, dy + lo, dx + lo, len);
+  });
+  return true;
 }
 
 template <class T>

@@ -1,5 +1,6 @@
-// Fast activation kernels. ReLU, the hot one, goes to the Highway kernels (relu_hwy.cpp, dispatched at run time);
-// the other activations run the shared math in a loop the switch sits outside of. OpenMP splits large arrays.
+// Fast activation kernels. ReLU, the hot one, goes to the Highway kernels (relu_hwy.cpp), sigmoid, tanh, ELU, SELU,
+// SiLU, softplus and mish to act_hwy.cpp (both dispatched at run time); the others (and double) run the shared math
+// in a loop the switch sits outside of. OpenMP splits large arrays.
 #include <cstddef>
 #include "kernels/parallel.h"
 #include "rectifier/activation.h"
@@ -25,6 +26,7 @@ void act_forward(const Activation& a, const T* x, T* y, size_t n) {
     }
     if (a.kind == Act::sigmoid) { sigmoid_forward(x, y, n); return; }
     if (a.kind == Act::tanh) { tanh_forward(x, y, n); return; }
+    if (smooth_forward(a, x, y, n)) return;
   }
   const T p = T(a.param);
   dispatch_act(a.kind, [&]<Act K>() {
@@ -41,6 +43,7 @@ void act_backward(const Activation& a, const T* x, const T* dy, T* dx, size_t n)
       relu_backward(x, dy, dx, n);
       return;
     }
+    if (smooth_backward(a, x, dy, dx, n)) return;
   }
   const T p = T(a.param);
   dispatch_act(a.kind, [&]<Act K>() {
