@@ -222,39 +222,40 @@ std::optional<std::string> Monitor::after_backward() {
 
 bool Monitor::wants_update_ratio() const { return step_ % cfg_.update_every == 1; }
 
-void Monitor::before_step() {
-  if (!wants_update_ratio()) return;
-  before_.resize(model_.num_params());
+template <class F>
+void Monitor::each_piece(F&& f) {
   const float* base = model_.params();
   const long np = long(pieces_.size());
 #pragma omp parallel for schedule(static) if (model_.num_params() > 65536)
   for (long k = 0; k < np; ++k) {
     const Piece& pc = pieces_[size_t(k)];
-    const size_t off = size_t(params_[pc.param].value - base) + pc.offset;
-    std::memcpy(before_.data() + off, base + off, sizeof(float) * pc.size);
+    f(size_t(k), size_t(params_[pc.param].value - base) + pc.offset, pc.size);
   }
+}
+
+void Monitor::before_step() {
+  if (!wants_update_ratio()) return;
+  before_.resize(model_.num_params());
+  const float* base = model_.params();
+  each_piece([&](size_t, size_t off, size_t size) { std::memcpy(before_.data() + off, base + off, sizeof(float) * size); });
 }
 
 void Monitor::after_step() {
   if (!wants_update_ratio()) return;
   const float* base = model_.params();
-  const long np = long(pieces_.size());
-#pragma omp parallel for schedule(static) if (model_.num_params() > 65536)
-  for (long k = 0; k < np; ++k) {
-    const Piece& pc = pieces_[size_t(k)];
-    const size_t off = size_t(params_[pc.param].value - base) + pc.offset;
+  each_piece([&](size_t k, size_t off, size_t size) {
     const float* now = base + off;
     const float* was = before_.data() + off;
     double du = 0, w = 0;
 #pragma omp simd reduction(+ : du, w)
-    for (size_t j = 0; j < pc.size; ++j) {
+    for (size_t j = 0; j < size; ++j) {
       const double d = double(now[j]) - double(was[j]);
       du += d * d;
       w += double(was[j]) * double(was[j]);
     }
-    piece_a_[size_t(k)] = du;
-    piece_b_[size_t(k)] = w;
-  }
+    piece_a_[k] = du;
+    piece_b_[k] = w;
+  });
   size_t k = 0;
   for (auto& p : params_) {
     double du = 0, w = 0;

@@ -80,6 +80,7 @@ class Monitor {
   struct Piece { size_t param, offset, size; };
   std::vector<Piece> pieces_;
   std::vector<double> piece_a_, piece_b_;
+  template <class F> void each_piece(F&& f);  // f(piece index, offset in the flat parameters, size), in parallel
   std::vector<float> before_;
   long batch_ = 0, step_ = 0;
   int last_n_ = 0;  // examples in the last forward

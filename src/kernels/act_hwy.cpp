@@ -81,12 +81,21 @@ HWY_INLINE void MapBackward(D d, const float* HWY_RESTRICT x, const float* HWY_R
   for (; i < n; ++i) dx[i] = dy[i] * s(x[i]);
 }
 
+// The constants the smooth activations use, as vectors.
+template <class D>
+struct Consts {
+  hn::Vec<D> zero, one, p, lambda, alpha;
+  Consts(D d, float param)
+      : zero(hn::Zero(d)), one(hn::Set(d, 1.0f)), p(hn::Set(d, param)), lambda(hn::Set(d, float(act_math::kSeluLambda))),
+        alpha(hn::Set(d, float(act_math::kSeluAlpha))) {}
+};
+
 // kind: an Act; p its parameter. Returns false for the kinds this does not cover.
 bool SmoothForward(int kind, float p, const float* HWY_RESTRICT x, float* HWY_RESTRICT y, size_t n) {
   const hn::ScalableTag<float> d;
   using V = hn::Vec<decltype(d)>;
-  const V zero = hn::Zero(d), one = hn::Set(d, 1.0f), P = hn::Set(d, p);
-  const V lambda = hn::Set(d, float(act_math::kSeluLambda)), alpha = hn::Set(d, float(act_math::kSeluAlpha));
+  const Consts<decltype(d)> k(d, p);
+  const V zero = k.zero, one = k.one, P = k.p, lambda = k.lambda, alpha = k.alpha;
   switch (Act(kind)) {
     case Act::elu:
       Map(d, x, y, n, [&](V v) { return hn::IfThenElse(hn::Gt(v, zero), v, hn::Mul(P, hn::Expm1(d, hn::Min(v, zero)))); },
@@ -119,8 +128,8 @@ bool SmoothBackward(int kind, float p, const float* HWY_RESTRICT x, const float*
                     float* HWY_RESTRICT dx, size_t n) {
   const hn::ScalableTag<float> d;
   using V = hn::Vec<decltype(d)>;
-  const V zero = hn::Zero(d), one = hn::Set(d, 1.0f), P = hn::Set(d, p);
-  const V lambda = hn::Set(d, float(act_math::kSeluLambda)), alpha = hn::Set(d, float(act_math::kSeluAlpha));
+  const Consts<decltype(d)> k(d, p);
+  const V zero = k.zero, one = k.one, P = k.p, lambda = k.lambda, alpha = k.alpha;
   switch (Act(kind)) {
     case Act::elu:
       MapBackward(d, x, dy, dx, n, [&](V v) { return hn::IfThenElse(hn::Gt(v, zero), one, hn::Mul(P, hn::Exp(d, hn::Min(v, zero)))); },
