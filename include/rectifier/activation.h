@@ -131,7 +131,7 @@ void relu_backward_mask(const uint8_t* mask, const float* dy, float* dx, size_t 
 // Sigmoid and tanh forward in float with SIMD (Highway, run-time dispatch); act_forward uses them.
 void sigmoid_forward(const float* x, float* y, size_t n);
 void tanh_forward(const float* x, float* y, size_t n);
-// ELU, SELU, SiLU, softplus and mish in float with SIMD (Highway): forward, and backward dx = dy * f'(x) from the
+// ELU, SELU, GELU, SiLU, softplus and mish in float with SIMD (Highway): forward, and backward dx = dy * f'(x) from the
 // input. Return false, doing nothing, for the other activations.
 bool smooth_forward(const Activation& a, const float* x, float* y, size_t n);
 bool smooth_backward(const Activation& a, const float* x, const float* dy, float* dx, size_t n);

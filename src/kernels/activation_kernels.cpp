@@ -1,5 +1,5 @@
 // Fast activation kernels. ReLU, the hot one, goes to the Highway kernels (relu_hwy.cpp), sigmoid, tanh, ELU, SELU,
-// SiLU, softplus and mish to act_hwy.cpp (both dispatched at run time); the others (and double) run the shared math
+// GELU, SiLU, softplus and mish to act_hwy.cpp (both dispatched at run time); the others (and double) run the shared math
 // in a loop the switch sits outside of. OpenMP splits large arrays.
 #include <cstddef>
 #include "kernels/parallel.h"
