@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # rectifier against its peers, side by side in one run on this machine (see docs/benchmarks.md).
-# usage: bench/run.sh BUILD_DIR [EPOCHS]   (make bench)   env: PEERS="dlib libtorch pytorch" TASKS="mlp cnn" KERNELS=1
+# usage: bench/run.sh BUILD_DIR [MLP_EPOCHS] [CNN_EPOCHS]   (make bench: 10 and 2)
+#   env: PEERS="dlib libtorch pytorch" TASKS="mlp cnn" KERNELS=1
 # Trains the reference MLP (784-256-128-10, ReLU, SGD lr 0.05 momentum 0.9, batch 128, 2 threads) and CNN with
 # rectifier and each peer, then prints seconds per epoch (median), final test accuracy, peak memory, batch-1 latency
 # and the ratios, and runs the kernel benchmarks. Results: BUILD_DIR/bench/results.md and kernels.json.
 set -euo pipefail
-B=$(cd "${1:?usage: bench/run.sh BUILD_DIR [EPOCHS]}" && pwd); E=${2:-3}
+B=$(cd "${1:?usage: bench/run.sh BUILD_DIR [MLP_EPOCHS] [CNN_EPOCHS]}" && pwd); E_mlp=${2:-10}; E_cnn=${3:-2}
+epochs() { if [ "$1" = mlp ]; then echo "$E_mlp"; else echo "$E_cnn"; fi; }
 here=$(cd "$(dirname "$0")" && pwd)
 out=$B/bench; mkdir -p "$out/data"
 PEERS=${PEERS:-"dlib libtorch pytorch"}
@@ -21,12 +23,13 @@ run() {
   /usr/bin/time -f "peak_rss_kb %M" "$@" >"$out/$name.out" 2>"$out/$name.err" || { echo "$name failed" >&2; cat "$out/$name.err" >&2; return 1; }
   cat "$out/$name.out" "$out/$name.err" >>"$log"
 }
-common=(--data fashion-mnist --epochs "$E" --batch 128 --optimizer sgd --lr 0.05 --momentum 0.9 --schedule constant --seed 0 -q)
-rm -f "$out"/*.out "$out"/*.err "$out"/*.jsonl
+common=(--data fashion-mnist --batch 128 --optimizer sgd --lr 0.05 --momentum 0.9 --schedule constant --seed 0 -q)
+rm -f "$out"/*.out "$out"/*.err "$out"/*.jsonl "$out"/*.json
 for t in $TASKS; do
-  run rectifier-$t "$R" train --arch $t "${common[@]}" --threads 2 --metrics "$out/rectifier-$t.jsonl"
-  run rectifier-$t-1t "$R" train --arch $t "${common[@]}" --threads 1 --metrics "$out/rectifier-$t-1t.jsonl"
-  run rectifier-$t-nodiag "$R" train --arch $t "${common[@]}" --threads 2 --no-diagnostics --metrics "$out/rectifier-$t-nodiag.jsonl"
+  E=$(epochs $t)
+  run rectifier-$t "$R" train --arch $t --epochs "$E" "${common[@]}" --threads 2 --metrics "$out/rectifier-$t.jsonl"
+  run rectifier-$t-1t "$R" train --arch $t --epochs "$E" "${common[@]}" --threads 1 --metrics "$out/rectifier-$t-1t.jsonl"
+  run rectifier-$t-nodiag "$R" train --arch $t --epochs "$E" "${common[@]}" --threads 2 --no-diagnostics --metrics "$out/rectifier-$t-nodiag.jsonl"
 done
 
 for p in $PEERS; do
@@ -34,21 +37,26 @@ for p in $PEERS; do
     dlib)
       # dlib gets -march=native, as the shared peer script builds it: every advantage to the peer.
       [ -x "$out/dlib_ref" ] || g++ -O3 -march=native -std=c++17 "$here/peers/dlib_ref.cpp" -o "$out/dlib_ref" -ldlib -lopenblas -lpthread
-      for t in $TASKS; do run dlib-$t "$out/dlib_ref" $t "$E" "$out/data"; done ;;
+      for t in $TASKS; do run dlib-$t "$out/dlib_ref" $t "$(epochs $t)" "$out/data"; done ;;
     libtorch)
       if [ ! -x "$out/libtorch_ref" ]; then
         mkdir -p "$out/lt" && printf 'cmake_minimum_required(VERSION 3.25)\nproject(lt CXX)\nfind_package(Torch REQUIRED)\nadd_executable(libtorch_ref %s)\ntarget_link_libraries(libtorch_ref "${TORCH_LIBRARIES}")\nset_property(TARGET libtorch_ref PROPERTY CXX_STANDARD 17)\n' "$here/peers/libtorch_ref.cpp" >"$out/lt/CMakeLists.txt"
         cmake -S "$out/lt" -B "$out/lt/build" -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build "$out/lt/build" >/dev/null
         cp "$out/lt/build/libtorch_ref" "$out/libtorch_ref"
       fi
-      for t in $TASKS; do run libtorch-$t "$out/libtorch_ref" $t "$E" "$out/data"; done ;;
+      for t in $TASKS; do run libtorch-$t "$out/libtorch_ref" $t "$(epochs $t)" "$out/data"; done ;;
     pytorch)
-      for t in $TASKS; do run pytorch-$t /usr/bin/python3 "$here/peers/torch_ref.py" $t "$E"; done
-      run torch-relu /usr/bin/python3 "$here/peers/torch_relu.py" ;;
+      for t in $TASKS; do run pytorch-$t /usr/bin/python3 "$here/peers/torch_ref.py" $t "$(epochs $t)"; done ;;
     *) echo "unknown peer $p" >&2; exit 2 ;;
   esac
 done
 if [ "${KERNELS:-1}" = 1 ]; then
+  # ReLU against torch.relu in three interleaved rounds (the shared host's speed drifts): the summary takes medians.
+  for r in 1 2 3; do
+    case " $PEERS " in *" pytorch "*) run torch-relu-$r /usr/bin/python3 "$here/peers/torch_relu.py" ;; esac
+    "$B/bench/kernels_bench" --benchmark_filter='^BM_(Copy|ActForward/relu/|ActBackward/relu/|ReluForwardMask|ReluBackwardMask)' \
+      --benchmark_min_time=0.2 --benchmark_out="$out/relu-$r.json" --benchmark_out_format=json >>"$log"
+  done
   "$B/bench/kernels_bench" --benchmark_min_time=0.2 --benchmark_out="$out/kernels.json" --benchmark_out_format=json | tee -a "$log"
 fi
 /usr/bin/python3 "$here/summarize.py" "$out" | tee "$out/results.md"

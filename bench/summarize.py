@@ -64,20 +64,30 @@ for task in ("mlp", "cnn"):
     if all(step):
         out.append(f"\n{task.upper()} training step (batch 128): {step[0]['real_time']:.0f} us plain, {step[1]['real_time']:.0f} us "
                    f"with diagnostics ({100 * (step[1]['real_time'] / step[0]['real_time'] - 1):+.1f}%).")
-torch_relu = {int(m.group(1)): (float(m.group(2)), float(m.group(3)), float(m.group(4))) for m in
-              re.finditer(r"n (\d+) forward_gbs ([\d.]+) forward_out_gbs ([\d.]+) backward_gbs ([\d.]+)", read("torch-relu.out"))}
-if kern:
-    out.append("\n### ReLU, 2 threads: GB/s and microseconds per call\n")
+# ReLU rounds (relu-R.json, torch-relu-R.out): the median of each figure over the rounds.
+relu_rounds = [json.loads(read(n)) for n in sorted(os.listdir(d)) if re.fullmatch(r"relu-\d+\.json", n)]
+def relu_gbs(name):
+    v = [b["bytes_per_second"] / 1e9 for r in relu_rounds for b in r["benchmarks"] if b["name"] == name]
+    return statistics.median(v) if v else gbs(name)
+torch_runs = {}
+for n in sorted(os.listdir(d)):
+    if re.fullmatch(r"torch-relu-\d+\.out", n):
+        for m in re.finditer(r"n (\d+) forward_gbs ([\d.]+) forward_out_gbs ([\d.]+) backward_gbs ([\d.]+)", read(n)):
+            torch_runs.setdefault(int(m.group(1)), []).append(tuple(float(m.group(i)) for i in (2, 3, 4)))
+torch_relu = {k: tuple(statistics.median(r[i] for r in v) for i in range(3)) for k, v in torch_runs.items()}
+if kern or relu_rounds:
+    rounds = f" (median of {len(relu_rounds)} interleaved rounds)" if relu_rounds else ""
+    out.append(f"\n### ReLU, 2 threads: GB/s and microseconds per call{rounds}\n")
     out.append("Forward moves 8 bytes per element (read x, write y); backward 12 (read x or y, read dy, write dx), for both "
                "libraries. rectifier's training path keeps a 1-bit mask in forward and reads it in backward (8 bytes + 1 bit).\n")
     out.append("| elements | parallel copy GB/s | forward: rectifier / torch.relu / torch.relu(out=) | backward us: rectifier / torch | forward+mask, backward from mask GB/s |")
     out.append("|---|---|---|---|---|")
     for n in (1 << 14, 1 << 18, 1 << 22, 1 << 26):
         t = torch_relu.get(n, (None, None, None))
-        bw = gbs(f"BM_ActBackward/relu/{n}/real_time")
+        bw = relu_gbs(f"BM_ActBackward/relu/{n}/real_time")
         ours_us = n * 12 / bw / 1e3 if bw else None
         torch_us = n * 8 / t[2] / 1e3 if t[2] else None  # the torch script counts 8 bytes for its backward
-        out.append(f"| {n} | {f(gbs(f'BM_Copy/{n}/real_time'), '%.1f')} | {f(gbs(f'BM_ActForward/relu/{n}/real_time'), '%.1f')} / "
+        out.append(f"| {n} | {f(relu_gbs(f'BM_Copy/{n}/real_time'), '%.1f')} | {f(relu_gbs(f'BM_ActForward/relu/{n}/real_time'), '%.1f')} / "
                    f"{f(t[0], '%.1f')} / {f(t[1], '%.1f')} | {f(ours_us, '%.1f')} / {f(torch_us, '%.1f')} | "
-                   f"{f(gbs(f'BM_ReluForwardMask/{n}/real_time'), '%.1f')}, {f(gbs(f'BM_ReluBackwardMask/{n}/real_time'), '%.1f')} |")
+                   f"{f(relu_gbs(f'BM_ReluForwardMask/{n}/real_time'), '%.1f')}, {f(relu_gbs(f'BM_ReluBackwardMask/{n}/real_time'), '%.1f')} |")
 print("\n".join(out))
