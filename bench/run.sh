@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rectifier against its peers, side by side in one run on this machine (see docs/benchmarks.md).
 # usage: bench/run.sh BUILD_DIR [MLP_EPOCHS] [CNN_EPOCHS]   (make bench: 10 and 2)
-#   env: PEERS="dlib libtorch pytorch" TASKS="mlp cnn" KERNELS=1
+#   env: PEERS="dlib libtorch pytorch" TASKS="mlp cnn" KERNELS=1 MLP_ROUNDS=2 CNN_ROUNDS=1
 # Trains the reference MLP (784-256-128-10, ReLU, SGD lr 0.05 momentum 0.9, batch 128, 2 threads) and CNN with
 # rectifier and each peer, then prints seconds per epoch (median), final test accuracy, peak memory, batch-1 latency
 # and the ratios, and runs the kernel benchmarks. Results: BUILD_DIR/bench/results.md and kernels.json.
@@ -25,30 +25,45 @@ run() {
 }
 common=(--data fashion-mnist --batch 128 --optimizer sgd --lr 0.05 --momentum 0.9 --schedule constant --seed 0 -q)
 rm -f "$out"/*.out "$out"/*.err "$out"/*.jsonl "$out"/*.json
-for t in $TASKS; do
-  E=$(epochs $t)
-  run rectifier-$t "$R" train --arch $t --epochs "$E" "${common[@]}" --threads 2 --metrics "$out/rectifier-$t.jsonl"
-  run rectifier-$t-1t "$R" train --arch $t --epochs "$E" "${common[@]}" --threads 1 --metrics "$out/rectifier-$t-1t.jsonl"
-  run rectifier-$t-nodiag "$R" train --arch $t --epochs "$E" "${common[@]}" --threads 2 --no-diagnostics --metrics "$out/rectifier-$t-nodiag.jsonl"
-done
 
+# Build the peers once.
 for p in $PEERS; do
   case $p in
     dlib)
       # dlib gets -march=native, as the shared peer script builds it: every advantage to the peer.
-      [ -x "$out/dlib_ref" ] || g++ -O3 -march=native -std=c++17 "$here/peers/dlib_ref.cpp" -o "$out/dlib_ref" -ldlib -lopenblas -lpthread
-      for t in $TASKS; do run dlib-$t "$out/dlib_ref" $t "$(epochs $t)" "$out/data"; done ;;
+      [ -x "$out/dlib_ref" ] || g++ -O3 -march=native -std=c++17 "$here/peers/dlib_ref.cpp" -o "$out/dlib_ref" -ldlib -lopenblas -lpthread ;;
     libtorch)
       if [ ! -x "$out/libtorch_ref" ]; then
         mkdir -p "$out/lt" && printf 'cmake_minimum_required(VERSION 3.25)\nproject(lt CXX)\nfind_package(Torch REQUIRED)\nadd_executable(libtorch_ref %s)\ntarget_link_libraries(libtorch_ref "${TORCH_LIBRARIES}")\nset_property(TARGET libtorch_ref PROPERTY CXX_STANDARD 17)\n' "$here/peers/libtorch_ref.cpp" >"$out/lt/CMakeLists.txt"
         cmake -S "$out/lt" -B "$out/lt/build" -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build "$out/lt/build" >/dev/null
         cp "$out/lt/build/libtorch_ref" "$out/libtorch_ref"
-      fi
-      for t in $TASKS; do run libtorch-$t "$out/libtorch_ref" $t "$(epochs $t)" "$out/data"; done ;;
-    pytorch)
-      for t in $TASKS; do run pytorch-$t /usr/bin/python3 "$here/peers/torch_ref.py" $t "$(epochs $t)"; done ;;
+      fi ;;
+    pytorch) ;;
     *) echo "unknown peer $p" >&2; exit 2 ;;
   esac
+done
+
+# Rounds: every library once per round, one after the other, so a slow spell of the shared host falls on all of
+# them rather than on one. MLP_ROUNDS (2) for the MLP, CNN_ROUNDS (1) for the CNN; the summary pools the epochs.
+rounds() { if [ "$1" = mlp ]; then echo "${MLP_ROUNDS:-2}"; else echo "${CNN_ROUNDS:-1}"; fi; }
+for t in $TASKS; do
+  E=$(epochs $t)
+  for r in $(seq 1 "$(rounds $t)"); do
+    # rectifier with diagnostics (the default), on 1 thread, and without diagnostics; the order turns each round
+    configs=("" "-1t" "-nodiag")
+    for i in 0 1 2; do
+      c=${configs[$(( (i + r - 1) % 3 ))]}
+      case $c in -1t) extra=(--threads 1) ;; -nodiag) extra=(--threads 2 --no-diagnostics) ;; *) extra=(--threads 2) ;; esac
+      run rectifier-$t$c.r$r "$R" train --arch $t --epochs "$E" "${common[@]}" "${extra[@]}" --metrics "$out/rectifier-$t$c.r$r.jsonl"
+    done
+    for p in $PEERS; do
+      case $p in
+        dlib) run dlib-$t.r$r "$out/dlib_ref" $t "$E" "$out/data" ;;
+        libtorch) run libtorch-$t.r$r "$out/libtorch_ref" $t "$E" "$out/data" ;;
+        pytorch) run pytorch-$t.r$r /usr/bin/python3 "$here/peers/torch_ref.py" $t "$E" ;;
+      esac
+    done
+  done
 done
 if [ "${KERNELS:-1}" = 1 ]; then
   # ReLU against torch.relu in three interleaved rounds (the shared host's speed drifts): the summary takes medians.

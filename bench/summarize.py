@@ -6,21 +6,28 @@ d = sys.argv[1]
 def read(name):
     p = os.path.join(d, name)
     return open(p).read() if os.path.exists(p) else ""
+def runs(name):
+    """The rounds of a run, NAME.r1, NAME.r2, ... (or NAME alone, from older runs), in order."""
+    found = sorted((int(m.group(1)), f"{name}.r{m.group(1)}") for n in os.listdir(d)
+                   for m in [re.fullmatch(re.escape(name) + r"\.r(\d+)\.(?:jsonl|out)", n)] if m)
+    return [r for _, r in dict(found).items()] if found else [name]
 def rss_mb(name):
-    m = re.search(r"peak_rss_kb (\d+)", read(name + ".err"))
-    return int(m.group(1)) / 1024 if m else None
+    v = [int(m.group(1)) / 1024 for r in runs(name) for m in [re.search(r"peak_rss_kb (\d+)", read(r + ".err"))] if m]
+    return max(v) if v else None
 def ours(name):
-    lines = [json.loads(l) for l in read(name + ".jsonl").splitlines() if l.strip()]
-    if not lines: return None
-    return {"sec": statistics.median(l["seconds"] for l in lines), "acc": lines[-1].get("test_accuracy"), "rss": rss_mb(name),
-            "epochs": len(lines)}
+    rounds = [[json.loads(l) for l in read(r + ".jsonl").splitlines() if l.strip()] for r in runs(name)]
+    rounds = [x for x in rounds if x]
+    if not rounds: return None
+    return {"sec": statistics.median(l["seconds"] for x in rounds for l in x), "acc": rounds[0][-1].get("test_accuracy"),
+            "rss": rss_mb(name), "epochs": len(rounds[0]), "rounds": len(rounds)}
 def peer(name):
-    text = read(name + ".out")
-    ep = re.findall(r"epoch \d+ ([\d.]+)s? test_acc ([\d.]+)", text)
-    if not ep: return None
-    b1 = re.search(r"batch1_us ([\d.]+)", text)
-    return {"sec": statistics.median(float(s) for s, _ in ep), "acc": float(ep[-1][1]), "rss": rss_mb(name),
-            "b1": float(b1.group(1)) if b1 else None, "epochs": len(ep)}
+    texts = [read(r + ".out") for r in runs(name)]
+    eps = [re.findall(r"epoch \d+ ([\d.]+)s? test_acc ([\d.]+)", t) for t in texts]
+    eps = [e for e in eps if e]
+    if not eps: return None
+    b1 = [float(m.group(1)) for t in texts for m in [re.search(r"batch1_us ([\d.]+)", t)] if m]
+    return {"sec": statistics.median(float(s) for e in eps for s, _ in e), "acc": float(eps[0][-1][1]), "rss": rss_mb(name),
+            "b1": statistics.median(b1) if b1 else None, "epochs": len(eps[0]), "rounds": len(eps)}
 kern = {}
 if read("kernels.json"):
     for b in json.loads(read("kernels.json"))["benchmarks"]:
@@ -35,7 +42,8 @@ out = []
 for task in ("mlp", "cnn"):
     r = ours(f"rectifier-{task}")
     if not r: continue
-    out.append(f"\n### {task.upper()} training, {r['epochs']} epochs, 2 threads\n")
+    out.append(f"\n### {task.upper()} training, {r['epochs']} epochs, 2 threads, {r['rounds']} round(s)\n")
+    out.append("s/epoch: the median over every epoch of every round. Accuracy: after the last epoch of round 1.\n")
     out.append("| library | s/epoch (median) | test accuracy | peak RSS MB | rectifier is faster by |")
     out.append("|---|---|---|---|---|")
     rows = [("rectifier", r)] + [(p, peer(f"{p}-{task}")) for p in ("dlib", "libtorch", "pytorch")]

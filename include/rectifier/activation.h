@@ -131,8 +131,9 @@ void relu_backward_mask(const uint8_t* mask, const float* dy, float* dx, size_t 
 // Sigmoid and tanh forward in float with SIMD (Highway, run-time dispatch); act_forward uses them.
 void sigmoid_forward(const float* x, float* y, size_t n);
 void tanh_forward(const float* x, float* y, size_t n);
-// ELU, SELU, GELU, SiLU, softplus and mish in float with SIMD (Highway): forward, and backward dx = dy * f'(x) from the
-// input. Return false, doing nothing, for the other activations.
+// The other activations in float with SIMD (Highway): forward (leaky ReLU, ReLU6, ELU, SELU, GELU, SiLU, softplus,
+// mish) and backward dx = dy * f'(x) from the input (those, plus ReLU with any ReLU'(0), sigmoid and tanh). Return
+// false, doing nothing, for the activations they do not cover.
 bool smooth_forward(const Activation& a, const float* x, float* y, size_t n);
 bool smooth_backward(const Activation& a, const float* x, const float* dy, float* dx, size_t n);
 // dx = dy * f'(x) computed from the output y = f(x), for the activations whose derivative is a function of the

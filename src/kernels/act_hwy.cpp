@@ -1,6 +1,7 @@
 // Smooth activations in Highway (vector exp, expm1, log1p and tanh from hwy/contrib/math, about 1-4 ulp), dispatched
 // at run time like the ReLU kernels: sigmoid and tanh forward (their layers take the derivative from the output, no
-// exp), and ELU, SELU, GELU, SiLU, softplus and mish forward and backward.
+// exp), leaky ReLU, ReLU6, ELU, SELU, GELU, SiLU, softplus and mish forward and backward, and the backward from the
+// input of ReLU with ReLU'(0) != 0, sigmoid and tanh.
 // NaN passes through as in the scalar reference; exp arguments are clamped where the result no longer changes.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/act_hwy.cpp"
@@ -123,6 +124,14 @@ bool SmoothForward(int kind, float p, const float* HWY_RESTRICT x, float* HWY_RE
           },
           [&](float v) { return act_value_k<Act::selu, float>(v, p); });
       return true;
+    case Act::leaky_relu:
+      Map(d, x, y, n, [&](V v) { return hn::IfThenElse(hn::Gt(v, zero), v, hn::Mul(P, v)); },
+          [&](float v) { return act_value_k<Act::leaky_relu, float>(v, p); });
+      return true;
+    case Act::relu6:
+      Map(d, x, y, n, [&](V v) { return hn::Min(hn::Max(v, zero), hn::Set(d, 6.0f)); },
+          [&](float v) { return act_value_k<Act::relu6, float>(v, p); });
+      return true;
     case Act::gelu:
       Map(d, x, y, n, [&](V v) { return hn::Mul(v, NormalCdf(d, v)); },
           [&](float v) { return act_value_k<Act::gelu, float>(v, p); });
@@ -160,6 +169,32 @@ bool SmoothBackward(int kind, float p, const float* HWY_RESTRICT x, const float*
                     return hn::Mul(lambda, hn::IfThenElse(hn::Gt(v, zero), one, hn::Mul(alpha, hn::Exp(d, hn::Min(v, zero)))));
                   },
                   [&](float v) { return act_derivative_k<Act::selu, float>(v, p); });
+      return true;
+    case Act::relu:  // ReLU'(0) = p (ReLU with p = 0 has its own mask kernels)
+      MapBackward(d, x, dy, dx, n, [&](V v) { return hn::IfThenElse(hn::Gt(v, zero), one, hn::IfThenElseZero(hn::Eq(v, zero), P)); },
+                  [&](float v) { return act_derivative_k<Act::relu, float>(v, p); });
+      return true;
+    case Act::leaky_relu:
+      MapBackward(d, x, dy, dx, n, [&](V v) { return hn::IfThenElse(hn::Gt(v, zero), one, P); },
+                  [&](float v) { return act_derivative_k<Act::leaky_relu, float>(v, p); });
+      return true;
+    case Act::relu6:
+      MapBackward(d, x, dy, dx, n, [&](V v) { return hn::IfThenElseZero(hn::And(hn::Gt(v, zero), hn::Lt(v, hn::Set(d, 6.0f))), one); },
+                  [&](float v) { return act_derivative_k<Act::relu6, float>(v, p); });
+      return true;
+    case Act::sigmoid:  // from the input (the layers use the output instead)
+      MapBackward(d, x, dy, dx, n, [&](V v) {
+                    const V s = Sigmoid(d, v);
+                    return hn::Mul(s, hn::Sub(one, s));
+                  },
+                  [&](float v) { return act_derivative_k<Act::sigmoid, float>(v, p); });
+      return true;
+    case Act::tanh:
+      MapBackward(d, x, dy, dx, n, [&](V v) {
+                    const V t = hn::Tanh(d, v);
+                    return hn::NegMulAdd(t, t, one);
+                  },
+                  [&](float v) { return act_derivative_k<Act::tanh, float>(v, p); });
       return true;
     case Act::gelu:  // Phi(v) + v phi(v)
       MapBackward(d, x, dy, dx, n, [&](V v) {
@@ -212,9 +247,12 @@ HWY_EXPORT(SmoothBackward);
 namespace {
 template <class F>
 void chunks(size_t n, F&& f) { kernels::parallel_chunks(n, size_t(1) << 14, f); }
-bool smooth_simd(Act k) {
-  return k == Act::elu || k == Act::selu || k == Act::gelu || k == Act::silu || k == Act::softplus || k == Act::mish;
+// What SmoothForward / SmoothBackward cover (ReLU forward, sigmoid and tanh forward have their own kernels).
+bool simd_forward(Act k) {
+  return k == Act::leaky_relu || k == Act::relu6 || k == Act::elu || k == Act::selu || k == Act::gelu ||
+         k == Act::silu || k == Act::softplus || k == Act::mish;
 }
+bool simd_backward(Act k) { return simd_forward(k) || k == Act::relu || k == Act::sigmoid || k == Act::tanh; }
 }  // namespace
 
 void sigmoid_forward(const float* x, float* y, size_t n) {
@@ -225,14 +263,14 @@ void tanh_forward(const float* x, float* y, size_t n) {
 }
 
 bool smooth_forward(const Activation& a, const float* x, float* y, size_t n) {
-  if (!smooth_simd(a.kind)) return false;
+  if (!simd_forward(a.kind)) return false;
   chunks(n, [&](size_t lo, size_t len) {
     HWY_DYNAMIC_DISPATCH(kernels::SmoothForward)(int(a.kind), float(a.param), x + lo, y + lo, len);
   });
   return true;
 }
 bool smooth_backward(const Activation& a, const float* x, const float* dy, float* dx, size_t n) {
-  if (!smooth_simd(a.kind)) return false;
+  if (!simd_backward(a.kind)) return false;
   chunks(n, [&](size_t lo, size_t len) {
     HWY_DYNAMIC_DISPATCH(kernels::SmoothBackward)(int(a.kind), float(a.param), x + lo, dy + lo, dx + lo, len);
   });
