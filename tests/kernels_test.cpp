@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <omp.h>
 #include "kernels/conv_kernels.h"
 #include "kernels/gemm.h"
 #include "rectifier/activation.h"
@@ -177,6 +178,36 @@ TEST(ConvKernel, FloatLayerMatchesDoubleLayerForwardAndBackward) {
       ASSERT_NEAR(mf.input_grad()[i], md.input_grad()[i], 1e-4 * (1 + std::abs(md.input_grad()[i]))) << c.text << " dx " << i;
     for (size_t i = 0; i < md.num_params(); ++i)
       ASSERT_NEAR(mf.grads()[i], md.grads()[i], 1e-4 * (1 + std::abs(md.grads()[i]))) << c.text << " grad " << i;
+  }
+}
+
+// The convolution's results do not depend on the thread count: images are independent in forward, and weight
+// gradients go to accumulators per fixed chunk of images, summed in chunk order. One thread and two give the same
+// bits, for the direct path (stride 1) and the im2col path (stride 2).
+TEST(ConvKernel, SameBitsForOneAndTwoThreads) {
+  for (const char* text : {"conv(8,5,pad=2)", "conv(6,3,stride=2,pad=1)"}) {
+    const Shape in{3, 12, 12};
+    const int n = 37;
+    std::vector<std::vector<float>> results;
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      Model<float> m(parse_arch(text, ArchContext{}), in);
+      m.init(InitSpec{}, 5);
+      m.set_input_grad(true);
+      const auto xd = test::random_vec(size_t(n) * numel(in), 8);
+      const auto dyd = test::random_vec(size_t(n) * numel(m.output_shape()), 9);
+      std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
+      const float* y = m.forward(x.data(), n, true);
+      std::vector<float> r(y, y + dy.size());
+      m.zero_grad();
+      m.backward(dy.data(), n);
+      r.insert(r.end(), m.grads(), m.grads() + m.num_params());
+      r.insert(r.end(), m.input_grad(), m.input_grad() + x.size());
+      results.push_back(std::move(r));
+    }
+    omp_set_num_threads(2);
+    ASSERT_EQ(results[0].size(), results[1].size());
+    EXPECT_EQ(std::memcmp(results[0].data(), results[1].data(), sizeof(float) * results[0].size()), 0) << text;
   }
 }
 
