@@ -151,12 +151,15 @@ TEST(PoolKernel, MaxPoolMatchesReferenceWithTiesAndNaN) {
 // The float convolution (direct kernels for stride 1: forward, input gradient, weight gradient) against the double
 // one (im2col + GEMM, itself gradient-checked) on the same weights: outputs, input gradients, weight and bias
 // gradients. Shapes cover odd sizes, channel counts that are not a multiple of the kernels' tile, no padding, full
-// padding (k - 1), a strided case (the im2col path in both) and a batch that splits into uneven chunks.
+// padding (k - 1), even kernels, many channels, a strided case (the im2col path in both) and a batch that splits
+// into uneven chunks.
 TEST(ConvKernel, FloatLayerMatchesDoubleLayerForwardAndBackward) {
   struct Case { const char* text; Shape in; int n; };
   for (const auto& c : {Case{"conv(16,5,pad=2)", {1, 28, 28}, 3}, Case{"conv(32,5,pad=2)", {16, 14, 14}, 19},
                         Case{"conv(5,3)", {3, 9, 11}, 2}, Case{"conv(6,3,pad=2)", {2, 7, 5}, 4},
-                        Case{"conv(3,7,pad=3)", {2, 8, 13}, 1}, Case{"conv(4,3,stride=2,pad=1)", {3, 9, 9}, 2}}) {
+                        Case{"conv(3,7,pad=3)", {2, 8, 13}, 1}, Case{"conv(4,3,stride=2,pad=1)", {3, 9, 9}, 2},
+                        Case{"conv(9,2,pad=1)", {3, 6, 7}, 3}, Case{"conv(4,4)", {2, 5, 9}, 2},
+                        Case{"conv(12,3,pad=1)", {40, 33, 5}, 2}}) {
     auto spec = parse_arch(c.text, ArchContext{}).at(0);
     Model<float> mf({spec}, c.in);
     Model<double> md({spec}, c.in);
