@@ -47,12 +47,14 @@ class Dense final : public Layer<T> {
     const T* W = this->params_[0].value;
     T* dW = this->params_[0].grad;
     T* db = this->params_[1].grad;
-    // dW += dy^T x; each thread's block of dW rows also takes the matching bias entries
-    kernels::pgemm(true, false, out_f_, in_f_, n, T(1), dy, out_f_, x, in_f_, T(1), dW, in_f_, [&](int r0, int rows, int c0, int) {
-      if (c0 != 0) return;  // split by columns: one thread (the first block) does the bias
+    // dW += dy^T x; each thread's block of dW also takes bias entries: its rows when the product is split by rows,
+    // a share of the rows proportional to its columns when split by columns (each entry summed by one thread, in
+    // the same order either way).
+    kernels::pgemm(true, false, out_f_, in_f_, n, T(1), dy, out_f_, x, in_f_, T(1), dW, in_f_, [&](int r0, int rows, int c0, int cols) {
+      const int lo = r0 + int(long(rows) * c0 / in_f_), hi = r0 + int(long(rows) * (c0 + cols) / in_f_);
       for (int i = 0; i < n; ++i) {
         const T* row = dy + size_t(i) * out_f_;
-        for (int j = r0; j < r0 + rows; ++j) db[j] += row[j];
+        for (int j = lo; j < hi; ++j) db[j] += row[j];
       }
     });
     if (dx) kernels::pgemm(false, false, n, in_f_, out_f_, T(1), dy, out_f_, W, in_f_, T(0), dx, in_f_);  // dx = dy W

@@ -214,6 +214,34 @@ TEST(ConvKernel, SameBitsForOneAndTwoThreads) {
   }
 }
 
+// A dense layer big enough for pgemm to split its weight gradient over the threads, by columns (70 x 300) and by
+// rows (300 x 70): the bias gradient, summed in the GEMM's epilogue by shares of rows, is the batch sum of dy, and
+// the weight gradient is dy^T x.
+TEST(DenseKernel, GradientsWhenSplitOverThreads) {
+  for (const auto& [in, out] : {std::pair{300, 70}, std::pair{70, 300}}) {
+    const int n = 64;
+    Model<float> m(parse_arch("dense(" + std::to_string(out) + ")", ArchContext{}), Shape{in});
+    m.init(InitSpec{}, 3);
+    const auto xd = test::random_vec(size_t(n) * size_t(in), 4), dyd = test::random_vec(size_t(n) * size_t(out), 5);
+    std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
+    m.forward(x.data(), n, true);
+    m.zero_grad();
+    m.backward(dy.data(), n);
+    const float* dW = m.grads();
+    const float* db = dW + size_t(in) * size_t(out);
+    for (int j = 0; j < out; ++j) {
+      double s = 0;
+      for (int i = 0; i < n; ++i) s += dyd[size_t(i) * size_t(out) + size_t(j)];
+      ASSERT_NEAR(db[j], s, 1e-4) << in << "->" << out << " bias " << j;
+      for (int c = 0; c < in; c += 37) {
+        double w = 0;
+        for (int i = 0; i < n; ++i) w += dyd[size_t(i) * size_t(out) + size_t(j)] * xd[size_t(i) * size_t(in) + size_t(c)];
+        ASSERT_NEAR(dW[size_t(j) * size_t(in) + size_t(c)], w, 1e-3) << in << "->" << out << " weight " << j << "," << c;
+      }
+    }
+  }
+}
+
 TEST(PoolKernel, MaxPoolPicksTheMaxAndRoutesTheGradient) {
   kernels::ConvGeometry g{1, 4, 4, 1, 2, 2, 0, 2, 2};
   float x[16] = {1, 2, 0, 0, 3, 4, 0, 9, -1, -2, 5, 5, -3, -4, 5, 6};
