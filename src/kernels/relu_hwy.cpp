@@ -92,7 +92,8 @@ HWY_EXPORT(ReluBackwardMask);
 namespace {
 constexpr size_t kChunk = size_t(1) << 16;            // elements per parallel task (a multiple of every vector length)
 // Outputs above this bypass the cache. 8 MB: at 4M floats (16 MB out, 32 MB moved, the size of L3) streaming was
-// 25-30% faster in four interleaved pairs; the reference nets' largest ReLU output (6.4 MB) stays cached for the next layer.
+// 25-30% faster in four interleaved pairs; the reference nets' largest ReLU output (6.4 MB) stays cached for the
+// next layer.
 constexpr size_t kStreamBytes = size_t(8) << 20;
 
 template <class F>
