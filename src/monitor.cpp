@@ -185,16 +185,8 @@ std::optional<std::string> Monitor::after_backward() {
 #pragma omp parallel for schedule(static) if (model_.num_params() > 65536)
   for (long k = 0; k < np; ++k) {
     const Piece& pc = pieces_[size_t(k)];
-    const float* g = params_[pc.param].grad + pc.offset;
-    double ss = 0;
-    for (size_t lo = 0; lo < pc.size; lo += 4096) {
-      const size_t hi = std::min(pc.size, lo + 4096);
-      float f = 0;
-#pragma omp simd reduction(+ : f)
-      for (size_t j = lo; j < hi; ++j) f += g[j] * g[j];
-      ss += f;
-    }
-    piece_a_[size_t(k)] = ss;
+    double sum = 0;
+    moments(params_[pc.param].grad + pc.offset, pc.size, sum, piece_a_[size_t(k)]);  // a piece is serial inside
   }
   double total = 0;
   std::optional<std::string> bad;

@@ -247,12 +247,6 @@ HWY_EXPORT(SmoothBackward);
 namespace {
 template <class F>
 void chunks(size_t n, F&& f) { kernels::parallel_chunks(n, size_t(1) << 14, f); }
-// What SmoothForward / SmoothBackward cover (ReLU forward, sigmoid and tanh forward have their own kernels).
-bool simd_forward(Act k) {
-  return k == Act::leaky_relu || k == Act::relu6 || k == Act::elu || k == Act::selu || k == Act::gelu ||
-         k == Act::silu || k == Act::softplus || k == Act::mish;
-}
-bool simd_backward(Act k) { return simd_forward(k) || k == Act::relu || k == Act::sigmoid || k == Act::tanh; }
 }  // namespace
 
 void sigmoid_forward(const float* x, float* y, size_t n) {
@@ -262,15 +256,16 @@ void tanh_forward(const float* x, float* y, size_t n) {
   chunks(n, [&](size_t lo, size_t len) { HWY_DYNAMIC_DISPATCH(kernels::TanhForward)(x + lo, y + lo, len); });
 }
 
+// A call on zero elements asks the kernel's switch whether it covers the activation.
 bool smooth_forward(const Activation& a, const float* x, float* y, size_t n) {
-  if (!simd_forward(a.kind)) return false;
+  if (!HWY_DYNAMIC_DISPATCH(kernels::SmoothForward)(int(a.kind), float(a.param), x, y, 0)) return false;
   chunks(n, [&](size_t lo, size_t len) {
     HWY_DYNAMIC_DISPATCH(kernels::SmoothForward)(int(a.kind), float(a.param), x + lo, y + lo, len);
   });
   return true;
 }
 bool smooth_backward(const Activation& a, const float* x, const float* dy, float* dx, size_t n) {
-  if (!simd_backward(a.kind)) return false;
+  if (!HWY_DYNAMIC_DISPATCH(kernels::SmoothBackward)(int(a.kind), float(a.param), x, dy, dx, 0)) return false;
   chunks(n, [&](size_t lo, size_t len) {
     HWY_DYNAMIC_DISPATCH(kernels::SmoothBackward)(int(a.kind), float(a.param), x + lo, dy + lo, dx + lo, len);
   });

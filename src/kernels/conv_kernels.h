@@ -108,7 +108,8 @@ template <class T>
 void maxpool_forward(const ConvGeometry& g, const T* x, T* y, int32_t* argmax, int n) {
   const long planes = long(n) * g.c;
   if constexpr (std::is_same_v<T, float>) {
-    if (g.k == 2 && g.stride == 2 && g.h % 2 == 0 && g.w % 2 == 0) {  // the common case, in SIMD
+    // The common case in SIMD; other windows, odd sizes and double take the general loop below.
+    if (g.k == 2 && g.stride == 2 && g.h % 2 == 0 && g.w % 2 == 0) {
       const size_t plane = size_t(g.h) * g.w, oplane = size_t(g.oh) * g.ow, per = 64;
       const T* end = x + size_t(planes) * plane;
 #pragma omp parallel for schedule(static) if (planes * g.oh * g.ow > 65536)
@@ -118,38 +119,6 @@ void maxpool_forward(const ConvGeometry& g, const T* x, T* y, int32_t* argmax, i
       }
       return;
     }
-  }
-  if (g.k == 2 && g.stride == 2) {  // the common case, without the general loop's bookkeeping
-#pragma omp parallel for schedule(static) if (planes * g.oh * g.ow > 65536)
-    for (long pl = 0; pl < planes; ++pl) {
-      const T* xc = x + size_t(pl) * g.h * g.w;
-      T* yc = y + size_t(pl) * g.oh * g.ow;
-      int32_t* ac = argmax + size_t(pl) * g.oh * g.ow;
-      for (int oy = 0; oy < g.oh; ++oy) {
-        const T* r0 = xc + size_t(2 * oy) * g.w;
-        const T* r1 = r0 + g.w;
-        const int32_t top = 2 * oy * g.w;
-        for (int ox = 0; ox < g.ow; ++ox) {
-          // first max in window order (0,0) (0,1) (1,0) (1,1), NaN wins, as the general loop; selects, no branches
-          const int j = 2 * ox;
-          const T a = r0[j], b = r0[j + 1], c = r1[j], d = r1[j + 1];
-          T best = a;
-          int32_t at = top + j;
-          bool take = (b > best || b != b) && best == best;
-          best = take ? b : best;
-          at = take ? top + j + 1 : at;
-          take = (c > best || c != c) && best == best;
-          best = take ? c : best;
-          at = take ? top + g.w + j : at;
-          take = (d > best || d != d) && best == best;
-          best = take ? d : best;
-          at = take ? top + g.w + j + 1 : at;
-          yc[oy * g.ow + ox] = best;
-          ac[oy * g.ow + ox] = at;
-        }
-      }
-    }
-    return;
   }
 #pragma omp parallel for schedule(static) if (planes * g.oh * g.ow > 65536)
   for (long pl = 0; pl < planes; ++pl) {
