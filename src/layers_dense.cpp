@@ -192,6 +192,8 @@ class Flatten final : public Layer<T> {
     this->out_ = {int(numel(in))};
     return this->out_;
   }
+  bool is_view() const override { return true; }
+  // The model skips both for a view; they are here for a caller that runs the layer on its own.
   void forward(const T* x, T* y, int n, bool) override { std::memcpy(y, x, sizeof(T) * size_t(n) * numel(this->in_)); }
   void backward(const T*, const T*, const T* dy, T* dx, int n) override {
     if (dx) std::memcpy(dx, dy, sizeof(T) * size_t(n) * numel(this->in_));

@@ -37,6 +37,8 @@ Model<T>::Model(const std::vector<LayerSpec>& specs, const Shape& input) : specs
     }
   acts_.resize(layers_.size());
   dacts_.resize(layers_.size());
+  out_.assign(layers_.size(), nullptr);
+  dout_.assign(layers_.size(), nullptr);
 }
 
 template <class T>
@@ -56,8 +58,10 @@ void Model<T>::reserve(int batch) {
   if (batch <= capacity_) return;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const size_t n = size_t(batch) * numel(layers_[i]->out_shape());
-    acts_[i].resize(n);
+    if (!layers_[i]->is_view()) acts_[i].resize(n);
     dacts_[i].resize(n);
+    out_[i] = layers_[i]->is_view() ? nullptr : acts_[i].data();
+    dout_[i] = dacts_[i].data();
     layers_[i]->reserve(batch);
   }
   if (want_input_grad_) dinput_.resize(size_t(batch) * numel(input_shape_));
@@ -70,8 +74,9 @@ const T* Model<T>::forward(const T* x, int n, bool training) {
   input_ = x;
   const T* in = x;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    layers_[i]->forward(in, acts_[i].data(), n, training);
-    in = acts_[i].data();
+    if (!layers_[i]->is_view()) layers_[i]->forward(in, acts_[i].data(), n, training);
+    out_[i] = layers_[i]->is_view() ? in : acts_[i].data();
+    in = out_[i];
   }
   return in;
 }
@@ -79,11 +84,19 @@ const T* Model<T>::forward(const T* x, int n, bool training) {
 template <class T>
 void Model<T>::backward(const T* doutput, int n, const std::function<void(size_t, T*, int)>& extra) {
   const size_t L = layers_.size();
-  std::memcpy(dacts_[L - 1].data(), doutput, sizeof(T) * size_t(n) * numel(output_shape()));
+  T* dy = dacts_[L - 1].data();
+  std::memcpy(dy, doutput, sizeof(T) * size_t(n) * numel(output_shape()));
   for (size_t i = L; i-- > 0;) {
+    dout_[i] = dy;
+    if (extra) extra(i, dy, n);
+    if (layers_[i]->is_view() && i > 0) continue;  // the input's gradient is dy itself
     T* dx = i > 0 ? dacts_[i - 1].data() : (want_input_grad_ ? dinput_.data() : nullptr);
-    if (extra) extra(i, dacts_[i].data(), n);
-    layers_[i]->backward(layer_input(i), acts_[i].data(), dacts_[i].data(), dx, n);
+    if (layers_[i]->is_view()) {
+      if (dx) std::memcpy(dx, dy, sizeof(T) * size_t(n) * numel(input_shape_));
+    } else {
+      layers_[i]->backward(layer_input(i), out_[i], dy, dx, n);
+    }
+    dy = dx;
   }
 }
 

@@ -214,4 +214,34 @@ TEST(ModelGrad, SmallCnnEndToEnd) {
   }
 }
 
+// Flatten is a view (no copy): its output is its input's memory, and as the first layer it still writes the input
+// gradient.
+TEST(ModelGrad, FlattenViewPassesValuesAndGradients) {
+  Model<double> m(parse_arch("flatten dense(3) tanh dense(2)", ArchContext{}), {2, 2, 2});
+  m.init(InitSpec{}, 5);
+  m.set_input_grad(true);
+  const int n = 2;
+  auto x = random_vec(size_t(n) * 8, 31);
+  std::vector<int32_t> y = {1, 0};
+  std::vector<double> dout(size_t(n) * 2);
+  auto loss = [&]() {
+    const double* out = m.forward(x.data(), n, true);
+    return loss_forward_backward<double>(LossKind::cross_entropy, out, y.data(), n, 2, dout.data()).loss;
+  };
+  loss();
+  EXPECT_EQ(m.layer_output(0), x.data());
+  EXPECT_EQ(m.layer_input(1), x.data());
+  m.zero_grad();
+  m.backward(dout.data(), n);
+  std::vector<double> gx(m.input_grad(), m.input_grad() + x.size());
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(m.layer_output_grad(0)[i], gx[i]);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double keep = x[i], h = 1e-6;
+    x[i] = keep + h; const double lp = loss();
+    x[i] = keep - h; const double lm = loss();
+    x[i] = keep;
+    EXPECT_NEAR(gx[i], (lp - lm) / (2 * h), 1e-8) << "input " << i;
+  }
+}
+
 }  // namespace rectifier

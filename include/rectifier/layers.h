@@ -53,6 +53,9 @@ class Layer {
   virtual std::string torch_module() const = 0;
   // Reseeds layers that draw random numbers in training (dropout).
   virtual void seed(uint64_t) {}
+  // True when the output is the input's bytes under another shape (flatten): the model then passes the input
+  // through as the output, and the output's gradient as the input's, with no copy and no buffer.
+  virtual bool is_view() const { return false; }
 
   std::vector<Param<T>>& params() { return params_; }
   const std::vector<Param<T>>& params() const { return params_; }

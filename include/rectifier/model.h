@@ -51,10 +51,11 @@ class Model {
   Layer<T>& layer(size_t i) { return *layers_[i]; }
   const Layer<T>& layer(size_t i) const { return *layers_[i]; }
   // Layer i's input and output for the last forward (input of layer 0 is the caller's x).
-  const T* layer_input(size_t i) const { return i == 0 ? input_ : acts_[i - 1].data(); }
-  const T* layer_output(size_t i) const { return acts_[i].data(); }
+  // A view layer's (flatten) output is its input.
+  const T* layer_input(size_t i) const { return i == 0 ? input_ : out_[i - 1]; }
+  const T* layer_output(size_t i) const { return out_[i]; }
   // Gradient of the loss with respect to layer i's output, for the last backward.
-  const T* layer_output_grad(size_t i) const { return dacts_[i].data(); }
+  const T* layer_output_grad(size_t i) const { return dout_[i]; }
 
   const Shape& input_shape() const { return input_shape_; }
   const Shape& output_shape() const { return layers_.back()->out_shape(); }
@@ -76,7 +77,9 @@ class Model {
   Shape input_shape_;
   std::vector<std::unique_ptr<Layer<T>>> layers_;
   Buffer<T> params_, grads_;
-  std::vector<Buffer<T>> acts_, dacts_;
+  std::vector<Buffer<T>> acts_, dacts_;  // a view layer has no output buffer
+  std::vector<const T*> out_;            // each layer's output for the last forward (a view's: its input)
+  std::vector<T*> dout_;                 // each layer's output gradient for the last backward
   Buffer<T> dinput_;
   const T* input_ = nullptr;
   int capacity_ = 0;
