@@ -227,6 +227,11 @@ class Pool2D final : public Layer<T> {
     if (max()) kernels::maxpool_backward(g_, dy, argmax_.data(), dx, n);
     else kernels::avgpool_backward(g_, dy, dx, n);
   }
+  bool backward_through_relu(const T* y, const T* dy, T* dx, int n) override {
+    if (!max()) return false;
+    kernels::maxpool_backward(g_, dy, argmax_.data(), dx, n, y);
+    return true;
+  }
   std::string torch_module() const override {
     std::string t = std::string(max() ? "nn.MaxPool2d(" : "nn.AvgPool2d(") + std::to_string(g_.k);
     if (g_.stride != g_.k) t += ", stride=" + std::to_string(g_.stride);

@@ -90,6 +90,14 @@ void Model<T>::backward(const T* doutput, int n, const std::function<void(size_t
     dout_[i] = dy;
     if (extra) extra(i, dy, n);
     if (layers_[i]->is_view() && i > 0) continue;  // the input's gradient is dy itself
+    if (!extra && i > 0 && plain_relu(i - 1)) {    // the ReLU's own output gradient is never formed
+      T* dx = i > 1 ? dacts_[i - 2].data() : (want_input_grad_ ? dinput_.data() : nullptr);
+      if (dx && layers_[i]->backward_through_relu(out_[i], dy, dx, n)) {
+        dout_[--i] = nullptr;
+        dy = dx;
+        continue;
+      }
+    }
     T* dx = i > 0 ? dacts_[i - 1].data() : (want_input_grad_ ? dinput_.data() : nullptr);
     if (layers_[i]->is_view()) {
       if (dx) std::memcpy(dx, dy, sizeof(T) * size_t(n) * numel(input_shape_));
@@ -98,6 +106,12 @@ void Model<T>::backward(const T* doutput, int n, const std::function<void(size_t
     }
     dy = dx;
   }
+}
+
+template <class T>
+bool Model<T>::plain_relu(size_t i) const {
+  const Activation* a = layers_[i]->activation();
+  return a && a->kind == Act::relu && a->param == 0;
 }
 
 template <class T>

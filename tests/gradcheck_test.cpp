@@ -214,6 +214,46 @@ TEST(ModelGrad, SmallCnnEndToEnd) {
   }
 }
 
+// A ReLU before max pooling has its backward taken inside the pooling's (the model skips the ReLU's own): the
+// weights' and the input's gradients still agree with finite differences, with the ReLU first and deeper in.
+TEST(ModelGrad, ReluThenMaxPoolFusedBackward) {
+  Model<double> m(parse_arch("relu maxpool(2) conv(3,3,pad=1) relu maxpool(3,stride=2) flatten dense(3)", ArchContext{}),
+                  {2, 8, 8});
+  InitSpec init;
+  init.bias = 0.05;
+  m.init(init, 4);
+  m.set_input_grad(true);
+  const int n = 2;
+  auto x = random_vec(size_t(n) * 128, 32);
+  std::vector<int32_t> y = {2, 1};
+  std::vector<double> dout(size_t(n) * 3);
+  auto loss = [&]() {
+    const double* out = m.forward(x.data(), n, true);
+    return loss_forward_backward<double>(LossKind::cross_entropy, out, y.data(), n, 3, dout.data()).loss;
+  };
+  loss();
+  m.zero_grad();
+  m.backward(dout.data(), n);
+  EXPECT_EQ(m.layer_output_grad(0), nullptr);  // both ReLUs ran inside the pooling
+  EXPECT_EQ(m.layer_output_grad(3), nullptr);
+  std::vector<double> g(m.grads(), m.grads() + m.num_params()), gx(m.input_grad(), m.input_grad() + x.size());
+  const double h = 1e-6;
+  for (size_t i = 0; i < m.num_params(); ++i) {
+    const double keep = m.params()[i];
+    m.params()[i] = keep + h; const double lp = loss();
+    m.params()[i] = keep - h; const double lm = loss();
+    m.params()[i] = keep;
+    EXPECT_NEAR(g[i], (lp - lm) / (2 * h), 1e-7) << "parameter " << i;
+  }
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double keep = x[i];
+    x[i] = keep + h; const double lp = loss();
+    x[i] = keep - h; const double lm = loss();
+    x[i] = keep;
+    EXPECT_NEAR(gx[i], (lp - lm) / (2 * h), 1e-7) << "input " << i;
+  }
+}
+
 // Flatten is a view (no copy): its output is its input's memory, and as the first layer it still writes the input
 // gradient.
 TEST(ModelGrad, FlattenViewPassesValuesAndGradients) {

@@ -148,6 +148,34 @@ TEST(PoolKernel, MaxPoolMatchesReferenceWithTiesAndNaN) {
   }
 }
 
+// The ReLU backward taken inside the max-pool backward (gated by the pooled maximum) against the two run in turn:
+// the ReLU's forward, max pooling, max-pool backward, then the ReLU's backward from its input. Values are small
+// integers (ties, exact zeros, negative windows), on both pooling paths and overlapping windows.
+TEST(PoolKernel, MaxPoolBackwardThroughReluEqualsTheTwoInTurn) {
+  for (int k : {2, 3})
+  for (int s : {1, 2}) {
+    const int h = 12, w = 18, c = 2, n = 3, oh = (h - k) / s + 1, ow = (w - k) / s + 1;
+    kernels::ConvGeometry g{c, h, w, c, k, s, 0, oh, ow};
+    Rng rng{uint64_t(10 * k + s)};
+    const size_t in = size_t(n) * c * h * w, m = size_t(n) * c * oh * ow;
+    std::vector<float> x(in), r(in), y(m), dy(m), dr(in), want(in), got(in);
+    std::vector<int32_t> am(m);
+    for (auto& v : x) v = float(int(rng.below(5))) - 3.0f;  // -3 .. 1: most windows tie or are not positive
+    for (auto& v : dy) v = float(int(rng.below(9))) - 4.0f;
+    relu_forward(x.data(), r.data(), nullptr, in);
+    kernels::maxpool_forward(g, r.data(), y.data(), am.data(), n);
+    kernels::maxpool_backward(g, dy.data(), am.data(), dr.data(), n);
+    relu_backward(x.data(), dr.data(), want.data(), in);
+    kernels::maxpool_backward(g, dy.data(), am.data(), got.data(), n, y.data());
+    size_t passed = 0;
+    for (size_t i = 0; i < in; ++i) {
+      ASSERT_EQ(got[i], want[i]) << "k=" << k << " s=" << s << " at " << i;
+      passed += want[i] != 0;
+    }
+    EXPECT_GT(passed, size_t(10)) << "the case must route some gradient";
+  }
+}
+
 // The float convolution (direct kernels for stride 1: forward, input gradient, weight gradient) against the double
 // one (im2col + GEMM, itself gradient-checked) on the same weights: outputs, input gradients, weight and bias
 // gradients. Shapes cover odd sizes, channel counts that are not a multiple of the kernels' tile, no padding, full

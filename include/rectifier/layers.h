@@ -56,6 +56,10 @@ class Layer {
   // True when the output is the input's bytes under another shape (flatten): the model then passes the input
   // through as the output, and the output's gradient as the input's, with no copy and no buffer.
   virtual bool is_view() const { return false; }
+  // Backward through this layer and the ReLU (derivative 0 at 0) that feeds it, in one pass: dx is the gradient with
+  // respect to the ReLU's input; y and dy are this layer's output and its gradient. Max pooling can (a window's
+  // gradient passes only where its maximum is positive); other layers return false and the model runs both.
+  virtual bool backward_through_relu(const T* /*y*/, const T* /*dy*/, T* /*dx*/, int /*n*/) { return false; }
 
   std::vector<Param<T>>& params() { return params_; }
   const std::vector<Param<T>>& params() const { return params_; }

@@ -54,7 +54,8 @@ class Model {
   // A view layer's (flatten) output is its input.
   const T* layer_input(size_t i) const { return i == 0 ? input_ : out_[i - 1]; }
   const T* layer_output(size_t i) const { return out_[i]; }
-  // Gradient of the loss with respect to layer i's output, for the last backward.
+  // Gradient of the loss with respect to layer i's output, for the last backward: null for a ReLU whose backward
+  // ran inside the max pooling after it (Layer::backward_through_relu; not when backward has an `extra` hook).
   const T* layer_output_grad(size_t i) const { return dout_[i]; }
 
   const Shape& input_shape() const { return input_shape_; }
@@ -73,6 +74,7 @@ class Model {
   void seed_layers(uint64_t seed);
 
  private:
+  bool plain_relu(size_t i) const;  // layer i is a ReLU with derivative 0 at 0
   std::vector<LayerSpec> specs_;
   Shape input_shape_;
   std::vector<std::unique_ptr<Layer<T>>> layers_;

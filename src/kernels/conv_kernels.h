@@ -142,8 +142,11 @@ void maxpool_forward(const ConvGeometry& g, const T* x, T* y, int32_t* argmax, i
   }
 }
 
+// dx from dy through the argmax of each window. With gate (the pooled output y), a window passes its gradient only
+// where its maximum is positive: the backward of a ReLU (derivative 0 at 0) before the pooling, taken in the same
+// pass, since relu(x) > 0 exactly where x > 0 and the window's maximum is the value at its argmax.
 template <class T>
-void maxpool_backward(const ConvGeometry& g, const T* dy, const int32_t* argmax, T* dx, int n) {
+void maxpool_backward(const ConvGeometry& g, const T* dy, const int32_t* argmax, T* dx, int n, const T* gate = nullptr) {
   const long planes = long(n) * g.c;
   if (g.k == 2 && g.stride == 2 && g.h % 2 == 0 && g.w % 2 == 0) {
     // Windows tile the plane: every input is in exactly one, so each dx value is written once (no zeroing pass).
@@ -151,12 +154,13 @@ void maxpool_backward(const ConvGeometry& g, const T* dy, const int32_t* argmax,
     for (long pl = 0; pl < planes; ++pl) {
       T* dxc = dx + size_t(pl) * g.h * g.w;
       const T* dyc = dy + size_t(pl) * g.oh * g.ow;
+      const T* gc = gate ? gate + size_t(pl) * g.oh * g.ow : nullptr;
       const int32_t* ac = argmax + size_t(pl) * g.oh * g.ow;
       const int w = g.w;
       for (int oy = 0; oy < g.oh; ++oy)
         for (int ox = 0; ox < g.ow; ++ox) {
           const int o = oy * g.ow + ox, p = 2 * oy * w + 2 * ox;
-          const T v = dyc[o];
+          const T v = gc && !(gc[o] > T(0)) ? T(0) : dyc[o];
           const int32_t a = ac[o];
           dxc[p] = a == p ? v : T(0);
           dxc[p + 1] = a == p + 1 ? v : T(0);
@@ -171,8 +175,10 @@ void maxpool_backward(const ConvGeometry& g, const T* dy, const int32_t* argmax,
     T* dxc = dx + size_t(pl) * g.h * g.w;
     for (int i = 0; i < g.h * g.w; ++i) dxc[i] = T(0);
     const T* dyc = dy + size_t(pl) * g.oh * g.ow;
+    const T* gc = gate ? gate + size_t(pl) * g.oh * g.ow : nullptr;
     const int32_t* ac = argmax + size_t(pl) * g.oh * g.ow;
-    for (int o = 0; o < g.oh * g.ow; ++o) dxc[ac[o]] += dyc[o];
+    for (int o = 0; o < g.oh * g.ow; ++o)
+      if (!gc || gc[o] > T(0)) dxc[ac[o]] += dyc[o];
   }
 }
 
