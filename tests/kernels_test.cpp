@@ -148,6 +148,29 @@ TEST(PoolKernel, MaxPoolMatchesReferenceWithTiesAndNaN) {
   }
 }
 
+// The SIMD 2x2 max-pool backward against the plain loop, with and without the ReLU gate (pooled values negative,
+// zero, positive and NaN), on rows narrower than a vector and rows of several vectors plus a tail.
+TEST(PoolKernel, MaxPoolBackwardMatchesReference) {
+  for (int w : {10, 40, 46}) {
+    const int h = 8, c = 3, n = 2, oh = h / 2, ow = w / 2;
+    kernels::ConvGeometry g{c, h, w, c, 2, 2, 0, oh, ow};
+    Rng rng{uint64_t(w)};
+    const size_t in = size_t(n) * c * h * w, m = size_t(n) * c * oh * ow;
+    std::vector<float> x(in), y(m), dy(m), gate(m), got(in), want(in);
+    std::vector<int32_t> am(m);
+    for (auto& v : x) v = float(int(rng.below(7))) - 3.0f;
+    for (auto& v : dy) v = float(int(rng.below(9))) - 4.0f + 0.5f;
+    kernels::maxpool_forward(g, x.data(), y.data(), am.data(), n);
+    for (size_t i = 0; i < m; ++i) gate[i] = i % 11 == 3 ? std::nanf("") : y[i];
+    for (const float* gp : {static_cast<const float*>(nullptr), static_cast<const float*>(gate.data())}) {
+      std::fill(got.begin(), got.end(), 99.0f);  // every value must be written
+      kernels::maxpool_backward(g, dy.data(), am.data(), got.data(), n, gp);
+      kernels::maxpool_backward_ref(g, dy.data(), am.data(), want.data(), n, gp);
+      for (size_t i = 0; i < in; ++i) ASSERT_EQ(got[i], want[i]) << "w=" << w << (gp ? " gated" : "") << " at " << i;
+    }
+  }
+}
+
 // The ReLU backward taken inside the max-pool backward (gated by the pooled maximum) against the two run in turn:
 // the ReLU's forward, max pooling, max-pool backward, then the ReLU's backward from its input. Values are small
 // integers (ties, exact zeros, negative windows), on both pooling paths and overlapping windows.

@@ -164,6 +164,55 @@ void MaxPool2x2(const float* HWY_RESTRICT x, const float* x_end, float* HWY_REST
   }
 }
 
+// The backward of MaxPool2x2 for Lanes(d) windows of a row pair from ox: the two rows of dx as interleaved pairs.
+template <class D>
+void Pool2x2BackVec(D d, const float* HWY_RESTRICT dy, const int32_t* HWY_RESTRICT am, const float* HWY_RESTRICT gate,
+                    int32_t top, int ox, int w, float* HWY_RESTRICT r0, float* HWY_RESTRICT r1) {
+  const hn::RebindToSigned<D> di;
+  auto v = hn::LoadU(d, dy);
+  if (gate) v = hn::IfThenElseZero(hn::Gt(hn::LoadU(d, gate), hn::Zero(d)), v);
+  const auto a = hn::LoadU(di, am);
+  const auto p = hn::Add(hn::Set(di, top + 2 * ox), hn::Add(hn::Iota(di, 0), hn::Iota(di, 0)));
+  auto at = [&](int off) { return hn::RebindMask(d, hn::Eq(a, hn::Add(p, hn::Set(di, off)))); };
+  hn::StoreInterleaved2(hn::IfThenElseZero(at(0), v), hn::IfThenElseZero(at(1), v), d, r0 + 2 * ox);
+  hn::StoreInterleaved2(hn::IfThenElseZero(at(w), v), hn::IfThenElseZero(at(w + 1), v), d, r1 + 2 * ox);
+}
+
+// The backward of MaxPool2x2 over planes [0, planes): each window's 2x2 block of dx gets dy at the argmax and zero
+// elsewhere (every dx value written once). With gate (the pooled output), a window passes dy only where its maximum
+// is positive: the ReLU before the pooling, in the same pass. Full vectors of windows, then (rows of 7 in the
+// reference CNN) vectors of 4, then one window at a time.
+void MaxPool2x2Backward(const float* HWY_RESTRICT dy, const int32_t* HWY_RESTRICT am, const float* HWY_RESTRICT gate,
+                        float* HWY_RESTRICT dx, size_t planes, int h, int w) {
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 4> d4;
+  const int L = int(hn::Lanes(d)), L4 = int(hn::Lanes(d4));
+  const int oh = h / 2, ow = w / 2;
+  for (size_t pl = 0; pl < planes; ++pl) {
+    const size_t o0 = pl * size_t(oh) * size_t(ow);
+    float* dxc = dx + pl * size_t(h) * size_t(w);
+    for (int oy = 0; oy < oh; ++oy) {
+      const size_t orow = o0 + size_t(oy) * size_t(ow);
+      const float* g = gate ? gate + orow : nullptr;
+      float* r0 = dxc + size_t(2 * oy) * size_t(w);
+      float* r1 = r0 + w;
+      const int32_t top = 2 * oy * w;
+      int ox = 0;
+      for (; ox + L <= ow; ox += L) Pool2x2BackVec(d, dy + orow + ox, am + orow + ox, g ? g + ox : nullptr, top, ox, w, r0, r1);
+      for (; ox + L4 <= ow; ox += L4) Pool2x2BackVec(d4, dy + orow + ox, am + orow + ox, g ? g + ox : nullptr, top, ox, w, r0, r1);
+      for (; ox < ow; ++ox) {
+        const size_t o = orow + size_t(ox);
+        const float v = gate && !(gate[o] > 0.0f) ? 0.0f : dy[o];
+        const int32_t a = am[o], p = top + 2 * ox;
+        r0[2 * ox] = a == p ? v : 0.0f;
+        r0[2 * ox + 1] = a == p + 1 ? v : 0.0f;
+        r1[2 * ox] = a == p + w ? v : 0.0f;
+        r1[2 * ox + 1] = a == p + w + 1 ? v : 0.0f;
+      }
+    }
+  }
+}
+
 }  // namespace rectifier::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -177,6 +226,7 @@ HWY_EXPORT(TileFloats);
 HWY_EXPORT(DirectConv);
 HWY_EXPORT(DirectWeightGrad);
 HWY_EXPORT(MaxPool2x2);
+HWY_EXPORT(MaxPool2x2Backward);
 
 namespace {
 size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
@@ -287,6 +337,10 @@ void direct_weight_grad(const ConvGeometry& g, const float* buf, int G, float* d
 
 void maxpool2x2_forward(const float* x, const float* x_end, float* y, int32_t* argmax, size_t planes, int h, int w) {
   HWY_DYNAMIC_DISPATCH(MaxPool2x2)(x, x_end, y, argmax, planes, h, w);
+}
+
+void maxpool2x2_backward(const float* dy, const int32_t* argmax, const float* gate, float* dx, size_t planes, int h, int w) {
+  HWY_DYNAMIC_DISPATCH(MaxPool2x2Backward)(dy, argmax, gate, dx, planes, h, w);
 }
 
 ConvGeometry input_grad_geometry(const ConvGeometry& g) {

@@ -102,6 +102,9 @@ T sum8(const T* v, size_t n) {
 // 2x2 max pooling with stride 2 in float, planes of even (h, w), in SIMD (kernels/conv_hwy.cpp). x_end: the end of the
 // readable input. Same results as maxpool_ref.
 void maxpool2x2_forward(const float* x, const float* x_end, float* y, int32_t* argmax, size_t planes, int h, int w);
+// Its backward (conv_hwy.cpp): every dx value written once; gate as in maxpool_backward. Same results as
+// maxpool_backward_ref.
+void maxpool2x2_backward(const float* dy, const int32_t* argmax, const float* gate, float* dx, size_t planes, int h, int w);
 
 // x: (n, C, H, W) -> y: (n, C, OH, OW); argmax: (n, C, OH, OW) flat index into the channel plane of the first max.
 template <class T>
@@ -144,32 +147,11 @@ void maxpool_forward(const ConvGeometry& g, const T* x, T* y, int32_t* argmax, i
 
 // dx from dy through the argmax of each window. With gate (the pooled output y), a window passes its gradient only
 // where its maximum is positive: the backward of a ReLU (derivative 0 at 0) before the pooling, taken in the same
-// pass, since relu(x) > 0 exactly where x > 0 and the window's maximum is the value at its argmax.
+// pass, since relu(x) > 0 exactly where x > 0 and the window's maximum is the value at its argmax. The plain loop,
+// the test oracle: zero dx, then add each window's gradient at its argmax.
 template <class T>
-void maxpool_backward(const ConvGeometry& g, const T* dy, const int32_t* argmax, T* dx, int n, const T* gate = nullptr) {
+void maxpool_backward_ref(const ConvGeometry& g, const T* dy, const int32_t* argmax, T* dx, int n, const T* gate = nullptr) {
   const long planes = long(n) * g.c;
-  if (g.k == 2 && g.stride == 2 && g.h % 2 == 0 && g.w % 2 == 0) {
-    // Windows tile the plane: every input is in exactly one, so each dx value is written once (no zeroing pass).
-#pragma omp parallel for schedule(static) if (planes * g.h * g.w > 65536)
-    for (long pl = 0; pl < planes; ++pl) {
-      T* dxc = dx + size_t(pl) * g.h * g.w;
-      const T* dyc = dy + size_t(pl) * g.oh * g.ow;
-      const T* gc = gate ? gate + size_t(pl) * g.oh * g.ow : nullptr;
-      const int32_t* ac = argmax + size_t(pl) * g.oh * g.ow;
-      const int w = g.w;
-      for (int oy = 0; oy < g.oh; ++oy)
-        for (int ox = 0; ox < g.ow; ++ox) {
-          const int o = oy * g.ow + ox, p = 2 * oy * w + 2 * ox;
-          const T v = gc && !(gc[o] > T(0)) ? T(0) : dyc[o];
-          const int32_t a = ac[o];
-          dxc[p] = a == p ? v : T(0);
-          dxc[p + 1] = a == p + 1 ? v : T(0);
-          dxc[p + w] = a == p + w ? v : T(0);
-          dxc[p + w + 1] = a == p + w + 1 ? v : T(0);
-        }
-    }
-    return;
-  }
 #pragma omp parallel for schedule(static) if (planes * g.h * g.w > 65536)
   for (long pl = 0; pl < planes; ++pl) {
     T* dxc = dx + size_t(pl) * g.h * g.w;
@@ -180,6 +162,24 @@ void maxpool_backward(const ConvGeometry& g, const T* dy, const int32_t* argmax,
     for (int o = 0; o < g.oh * g.ow; ++o)
       if (!gc || gc[o] > T(0)) dxc[ac[o]] += dyc[o];
   }
+}
+
+// The same; 2x2 windows on even planes in float go to the SIMD kernel (windows tile the plane, each dx written once).
+template <class T>
+void maxpool_backward(const ConvGeometry& g, const T* dy, const int32_t* argmax, T* dx, int n, const T* gate = nullptr) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (g.k == 2 && g.stride == 2 && g.h % 2 == 0 && g.w % 2 == 0) {
+      const long planes = long(n) * g.c, per = 64;
+      const size_t plane = size_t(g.h) * g.w, oplane = size_t(g.oh) * g.ow;
+#pragma omp parallel for schedule(static) if (planes * g.h * g.w > 65536)
+      for (long p0 = 0; p0 < planes; p0 += per) {
+        const size_t cnt = size_t(std::min(planes - p0, per)), o = size_t(p0) * oplane;
+        maxpool2x2_backward(dy + o, argmax + o, gate ? gate + o : nullptr, dx + size_t(p0) * plane, cnt, g.h, g.w);
+      }
+      return;
+    }
+  }
+  maxpool_backward_ref(g, dy, argmax, dx, n, gate);
 }
 
 template <class T>
