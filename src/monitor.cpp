@@ -91,6 +91,18 @@ size_t count_zeros(const float* y, size_t n) {
   for (size_t j = 0; j < n; ++j) z += y[j] == 0.0f;
   return z;
 }
+
+// Whether any of y[0, n) is non-zero, by blocks of 64 (vectorised inside a block, stopping after the first hit).
+bool any_nonzero(const float* y, size_t n) {
+  for (size_t j0 = 0; j0 < n; j0 += 64) {
+    const size_t j1 = std::min(n, j0 + 64);
+    int nz = 0;
+#pragma omp simd reduction(| : nz)
+    for (size_t j = j0; j < j1; ++j) nz |= y[j] != 0.0f;
+    if (nz) return true;
+  }
+  return false;
+}
 }  // namespace
 
 void Monitor::after_forward(int n) {
@@ -102,8 +114,8 @@ void Monitor::after_forward(int n) {
     const float* x = model_.layer_input(w.layer);
     const size_t U = size_t(w.units), P = size_t(w.spatial), per = U * P, total = per * size_t(n);
     uint8_t* act = w.active.data();
-    size_t zeros = 0, sat = 0;
-    if (P == 1) {  // dense units: rows of U values; a thread takes a block of units down the batch
+    size_t zeros = 0, sat = 0, counted = total;
+    if (P == 1) {  // dense units: rows of U values; a thread takes a block of units down the batch; every value counted
       const long blocks = long((U + 63) / 64);
 #pragma omp parallel for reduction(+ : zeros) schedule(static) if (total > 16384)
       for (long b = 0; b < blocks; ++b) {
@@ -117,32 +129,34 @@ void Monitor::after_forward(int n) {
           }
         }
       }
-    } else {  // conv channels: a thread takes whole channels across the batch
-#pragma omp parallel for reduction(+ : zeros) schedule(static) if (total > 65536)
-      for (long u = 0; u < long(U); ++u) {
-        size_t zu = 0;
-        bool alive = false;
-        for (int i = 0; i < n; ++i) {
-          const size_t z = count_zeros(y + size_t(i) * per + size_t(u) * P, P);
-          alive |= z != P;
-          zu += z;
-        }
-        act[u] |= alive;
-        zeros += zu;
+    } else {
+      // Conv channels: a channel already seen active this epoch is not looked at again; the others are scanned,
+      // across the batch, up to their first non-zero output (a dead channel is scanned whole: dead units see every
+      // value). Sparsity counts the batch's first kMomentSample values: whole examples, and the batch is shuffled.
+      w.pending.clear();
+      for (size_t u = 0; u < U; ++u)
+        if (!act[u]) w.pending.push_back(int(u));
+      const long np = long(w.pending.size());
+#pragma omp parallel for schedule(dynamic, 1) if (np > 1 && total > 65536)
+      for (long k = 0; k < np; ++k) {
+        const size_t u = size_t(w.pending[size_t(k)]);
+        for (int i = 0; i < n && !act[u]; ++i) act[u] = any_nonzero(y + size_t(i) * per + u * P, P);
       }
+      counted = std::min(total, kMomentSample);
+      zeros = count_zeros(y, counted);
     }
     if (w.saturates) {
       const bool sig = w.name == "sigmoid";
 #pragma omp simd reduction(+ : sat)
-      for (size_t j = 0; j < total; ++j) sat += sig ? (y[j] < 0.01f || y[j] > 0.99f) : (y[j] < -0.99f || y[j] > 0.99f);
+      for (size_t j = 0; j < counted; ++j) sat += sig ? (y[j] < 0.01f || y[j] > 0.99f) : (y[j] < -0.99f || y[j] > 0.99f);
     }
     // Pre-activation moments from the batch's first values, at most kMomentSample: the batch is shuffled, so they
-    // are a random sample, and big conv layers cost little. Dead units and sparsity above see every value.
+    // are a random sample, and big conv layers cost little.
     const size_t sampled = std::min(total, kMomentSample);
     double s = 0, ss = 0;
     moments(x, sampled, s, ss);
     w.zeros += double(zeros);
-    w.count += double(total);
+    w.count += double(counted);
     w.saturated += double(sat);
     w.pre_sum += s;
     w.pre_sq += ss;

@@ -116,6 +116,35 @@ TEST(Monitor, CountsDeadUnitsAndSparsityByHand) {
   EXPECT_EQ(mon.warnings()[0].kind, "dying_relu");
 }
 
+// Conv channels: a channel is dead only if zero at every position of every example; one that fires once, at the
+// last position of the last example of the second batch, is alive. Sparsity counts the batch's first 64K values
+// (here: 341 whole examples and 64 values of the next, all of channel 0).
+TEST(Monitor, CountsDeadConvChannelsAcrossBatchesAndSparsityOnTheSample) {
+  Model<float> m = mlp("conv(3,1) relu", {1, 8, 8});
+  float* W = m.layer(0).params()[0].value;
+  float* b = m.layer(0).params()[1].value;
+  W[0] = 1; b[0] = -100;  // channel 0: dead
+  W[1] = 1; b[1] = -0.5f;  // channel 1: active where x > 0.5
+  W[2] = 0; b[2] = 1;      // channel 2: always active
+  const int n = 400;
+  std::vector<float> x(size_t(n) * 64, 0.25f);
+  Monitor mon(m);
+  mon.begin_epoch();
+  m.forward(x.data(), n, true);
+  mon.after_forward(n);
+  x.back() = 0.9f;  // channel 1 fires once, at the very end of the second batch
+  m.forward(x.data(), n, true);
+  mon.after_forward(n);
+  auto l = mon.end_epoch()["layers"][0];
+  EXPECT_NEAR(l["dead_fraction"].get<double>(), 1.0 / 3, 1e-12);
+  EXPECT_NEAR(l["sparsity"].get<double>(), (341.0 * 128 + 64) / 65536, 1e-12);
+  mon.begin_epoch();  // the first batch alone: channels 0 and 1 dead
+  x.back() = 0.25f;
+  m.forward(x.data(), n, true);
+  mon.after_forward(n);
+  EXPECT_NEAR(mon.end_epoch()["layers"][0]["dead_fraction"].get<double>(), 2.0 / 3, 1e-12);
+}
+
 TEST(Monitor, DyingReluWarningFiresOnProvokedCaseOnly) {
   DataSplit d = load_data("moons:2000");
   auto run = [&](double lr, double bias) {
