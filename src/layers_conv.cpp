@@ -64,21 +64,12 @@ class Conv2D final : public Layer<T> {
     init_bias(s, fan_in, this->params_[1].value, size_t(g_.oc), rng);
   }
   // x: (n, C, H, W)  y: (n, OC, OH, OW)
-  void forward(const T* x, T* y, int n, bool) override {
+  void forward(const T* x, T* y, int n, bool training) override {
+    if (forward_then(x, y, n, training, {})) return;
     const int K = int(this->K()), P = int(this->P());
     const T* W = this->params_[0].value;
     const T* b = this->params_[1].value;
     const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P;
-    if constexpr (std::is_same_v<T, float>) {
-      if (direct()) {
-        kernels::pack_direct_weights(g_, W, false, wr_.data());
-#pragma omp parallel for num_threads(threads_) schedule(dynamic, 2)
-        for (int i = 0; i < n; ++i)
-          kernels::conv_direct(g_, x + size_t(i) * in_sz, wr_.data(), b, y + size_t(i) * out_sz,
-                               scratch_.data() + size_t(omp_get_thread_num()) * direct_scratch_);
-        return;
-      }
-    }
 #pragma omp parallel num_threads(threads_)
     {
       T* col = col_.data() + size_t(omp_get_thread_num()) * K * P;
@@ -95,6 +86,23 @@ class Conv2D final : public Layer<T> {
         gemm(false, false, g_.oc, P, K, T(1), W, K, col, P, T(1), yi, P);  // (OC, P) = W (OC, K) col (K, P)
       }
     }
+  }
+  // The direct path, image by image, each followed by then(i, i + 1) (the chained layers) on the same thread.
+  bool forward_then(const T* x, T* y, int n, bool, const std::function<void(int, int)>& then) override {
+    if constexpr (std::is_same_v<T, float>) {
+      if (direct()) {
+        const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P();
+        kernels::pack_direct_weights(g_, this->params_[0].value, false, wr_.data());
+#pragma omp parallel for num_threads(threads_) schedule(dynamic, 2)
+        for (int i = 0; i < n; ++i) {
+          kernels::conv_direct(g_, x + size_t(i) * in_sz, wr_.data(), this->params_[1].value, y + size_t(i) * out_sz,
+                               scratch_.data() + size_t(omp_get_thread_num()) * direct_scratch_);
+          if (then) then(i, i + 1);
+        }
+        return true;
+      }
+    }
+    return false;
   }
   void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
     const int K = int(this->K()), P = int(this->P());
@@ -218,9 +226,12 @@ class Pool2D final : public Layer<T> {
   void reserve(int batch) override {
     if (max()) argmax_.resize(size_t(batch) * numel(this->out_));
   }
-  void forward(const T* x, T* y, int n, bool) override {
-    if (max()) kernels::maxpool_forward(g_, x, y, argmax_.data(), n);
-    else kernels::avgpool_forward(g_, x, y, n);
+  void forward(const T* x, T* y, int n, bool) override { forward_examples(x, y, 0, n); }
+  bool per_example() const override { return true; }
+  void forward_examples(const T* x, T* y, int i0, int i1) override {
+    const size_t in = numel(this->in_) * size_t(i0), out = numel(this->out_) * size_t(i0);
+    if (max()) kernels::maxpool_forward(g_, x + in, y + out, argmax_.data() + out, i1 - i0);
+    else kernels::avgpool_forward(g_, x + in, y + out, i1 - i0);
   }
   void backward(const T*, const T*, const T* dy, T* dx, int n) override {
     if (!dx) return;

@@ -77,6 +77,7 @@ class ActivationLayer final : public Layer<T> {
   }
   void forward(const T* x, T* y, int n, bool) override {
     const size_t m = size_t(n) * numel(this->in_);
+    mask_valid_ = masked();
     if constexpr (std::is_same_v<T, float>) {
       if (masked()) {  // keep 1 bit per element for backward (eval too: diagnose runs backward after it)
         relu_forward(x, y, mask_.data(), m);
@@ -85,11 +86,18 @@ class ActivationLayer final : public Layer<T> {
     }
     act_forward(this->spec_.act, x, y, m);
   }
+  // Chained after a convolution: no mask (its layout is the whole batch's); backward then reads the input.
+  bool per_example() const override { return true; }
+  void begin_examples(int) override { mask_valid_ = false; }
+  void forward_examples(const T* x, T* y, int i0, int i1) override {
+    const size_t per = numel(this->in_), at = size_t(i0) * per;
+    act_forward(this->spec_.act, x + at, y + at, size_t(i1 - i0) * per);
+  }
   void backward(const T* x, const T* y, const T* dy, T* dx, int n) override {
     if (!dx) return;
     const size_t m = size_t(n) * numel(this->in_);
     if constexpr (std::is_same_v<T, float>) {
-      if (masked()) {
+      if (mask_valid_) {
         relu_backward_mask(mask_.data(), dy, dx, m);
         return;
       }
@@ -119,6 +127,7 @@ class ActivationLayer final : public Layer<T> {
  private:
   bool masked() const { return std::is_same_v<T, float> && this->spec_.act.kind == Act::relu && this->spec_.act.param == 0; }
   Buffer<uint8_t> mask_;
+  bool mask_valid_ = false;  // the last forward kept the mask
 };
 
 // Leaky ReLU whose slope is learned: one slope for the whole layer (nn.PReLU()), initialised to 0.25.

@@ -73,7 +73,24 @@ const T* Model<T>::forward(const T* x, int n, bool training) {
   reserve(n);
   input_ = x;
   const T* in = x;
-  for (size_t i = 0; i < layers_.size(); ++i) {
+  const size_t L = layers_.size();
+  for (size_t i = 0; i < L; ++i) {
+    // The per-example layers after this one (ReLU, max pooling after a convolution) run inside its parallel loop,
+    // image by image, while its output is still in cache.
+    size_t j = i + 1;
+    while (j < L && layers_[j]->per_example()) ++j;
+    if (j > i + 1) {
+      for (size_t k = i + 1; k < j; ++k) layers_[k]->begin_examples(n);
+      const bool chained = layers_[i]->forward_then(in, acts_[i].data(), n, training, [&](int i0, int i1) {
+        for (size_t k = i + 1; k < j; ++k) layers_[k]->forward_examples(acts_[k - 1].data(), acts_[k].data(), i0, i1);
+      });
+      if (chained) {
+        for (size_t k = i; k < j; ++k) out_[k] = acts_[k].data();
+        in = out_[j - 1];
+        i = j - 1;
+        continue;
+      }
+    }
     if (!layers_[i]->is_view()) layers_[i]->forward(in, acts_[i].data(), n, training);
     out_[i] = layers_[i]->is_view() ? in : acts_[i].data();
     in = out_[i];

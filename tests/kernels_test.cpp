@@ -265,6 +265,52 @@ TEST(ConvKernel, SameBitsForOneAndTwoThreads) {
   }
 }
 
+// The model chains activations and pooling after a convolution (run image by image inside its loop) and takes a
+// ReLU's backward inside the max pooling after it. Against the same layers run one at a time, each with its own
+// forward and backward (the ReLU with its mask): the same bits for every layer output, the parameter gradients and
+// the input gradient. The net has a ReLU before a convolution (backward from its input, no mask), GELU before
+// average pooling, and a ReLU before max pooling.
+TEST(ModelChain, ChainedForwardAndFusedBackwardEqualLayerByLayer) {
+  const Shape in{2, 8, 8};
+  const int n = 5;
+  Model<float> m(parse_arch("conv(4,3,pad=1) relu conv(4,3,pad=1) gelu avgpool(2) conv(3,3,pad=1) relu maxpool(2) "
+                            "flatten dense(3)", ArchContext{}), in);
+  m.init(InitSpec{}, 6);
+  m.set_input_grad(true);
+  const auto xd = test::random_vec(size_t(n) * numel(in), 10);
+  const auto dyd = test::random_vec(size_t(n) * 3, 11);
+  std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
+  m.forward(x.data(), n, true);
+  m.zero_grad();
+  m.backward(dy.data(), n);
+  const size_t L = m.num_layers();
+  std::vector<std::vector<float>> out(L), model_out(L);
+  for (size_t i = 0; i < L; ++i) {
+    const size_t sz = size_t(n) * numel(m.layer(i).out_shape());
+    model_out[i].assign(m.layer_output(i), m.layer_output(i) + sz);
+    out[i].resize(sz);
+  }
+  EXPECT_EQ(m.layer_output_grad(6), nullptr);  // the ReLU before max pooling: fused
+  EXPECT_NE(m.layer_output_grad(1), nullptr);  // the ReLU before a convolution: its own backward
+  std::vector<float> grads(m.grads(), m.grads() + m.num_params()), dinput(m.input_grad(), m.input_grad() + x.size());
+  // Layer by layer.
+  const float* cur = x.data();
+  for (size_t i = 0; i < L; ++i) {
+    m.layer(i).forward(cur, out[i].data(), n, true);
+    cur = out[i].data();
+    ASSERT_EQ(std::memcmp(out[i].data(), model_out[i].data(), out[i].size() * 4), 0) << "output of layer " << i;
+  }
+  m.zero_grad();
+  std::vector<float> d(dy), dx;
+  for (size_t i = L; i-- > 0;) {
+    dx.assign(size_t(n) * numel(m.layer(i).in_shape()), 0.0f);
+    m.layer(i).backward(i ? out[i - 1].data() : x.data(), out[i].data(), d.data(), dx.data(), n);
+    d = dx;
+  }
+  EXPECT_EQ(std::memcmp(m.grads(), grads.data(), grads.size() * 4), 0);
+  EXPECT_EQ(std::memcmp(d.data(), dinput.data(), d.size() * 4), 0);
+}
+
 // A dense layer big enough for pgemm to split its weight gradient over the threads, by columns (70 x 300) and by
 // rows (300 x 70): the bias gradient, summed in the GEMM's epilogue by shares of rows, is the batch sum of dy, and
 // the weight gradient is dy^T x.

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <functional>
 #include <string>
 #include <vector>
 #include "rectifier/activation.h"
@@ -56,6 +57,19 @@ class Layer {
   // True when the output is the input's bytes under another shape (flatten): the model then passes the input
   // through as the output, and the output's gradient as the input's, with no copy and no buffer.
   virtual bool is_view() const { return false; }
+  // Chaining: a layer whose forward is independent per example (activations, pooling) can run inside the parallel
+  // loop of the layer before it, range of examples by range, while that layer's output is still in cache
+  // (Model::forward chains them after a convolution). begin_examples(n) comes first, on one thread, then
+  // forward_examples for disjoint ranges [i0, i1) from any thread; x and y point at the batch's example 0.
+  virtual bool per_example() const { return false; }
+  virtual void begin_examples(int /*n*/) {}
+  virtual void forward_examples(const T* /*x*/, T* /*y*/, int /*i0*/, int /*i1*/) {}
+  // forward, calling then(i0, i1) on the same thread as soon as examples [i0, i1) of y are done. Returns false (and
+  // does nothing) when the layer cannot; the model then runs forward and the chained layers one after the other.
+  virtual bool forward_then(const T* /*x*/, T* /*y*/, int /*n*/, bool /*training*/,
+                            const std::function<void(int, int)>& /*then*/) {
+    return false;
+  }
   // Backward through this layer and the ReLU (derivative 0 at 0) that feeds it, in one pass: dx is the gradient with
   // respect to the ReLU's input; y and dy are this layer's output and its gradient. Max pooling can (a window's
   // gradient passes only where its maximum is positive); other layers return false and the model runs both.
