@@ -209,6 +209,7 @@ TEST(ConvKernel, FloatLayerMatchesDoubleLayerForwardAndBackward) {
   for (const auto& c : {Case{"conv(16,5,pad=2)", {1, 28, 28}, 3}, Case{"conv(32,5,pad=2)", {16, 14, 14}, 19},
                         Case{"conv(5,3)", {3, 9, 11}, 2}, Case{"conv(6,3,pad=2)", {2, 7, 5}, 4},
                         Case{"conv(3,7,pad=3)", {2, 8, 13}, 1}, Case{"conv(4,3,stride=2,pad=1)", {3, 9, 9}, 2},
+                        Case{"conv(4,3,pad=1)", {3, 6, 9}, 3},  // 60 positions: 2 tiles of 3 vectors and 1 of 2 (AVX2)
                         Case{"conv(9,2,pad=1)", {3, 6, 7}, 3}, Case{"conv(4,4)", {2, 5, 9}, 2},
                         Case{"conv(12,3,pad=1)", {40, 33, 5}, 2}}) {
     auto spec = parse_arch(c.text, ArchContext{}).at(0);

@@ -30,37 +30,49 @@ constexpr int kNV = 3;  // vectors of output positions per tile (kOB, output cha
 // Vectors of q a tile covers, in floats: must divide kDirectTile.
 size_t TileFloats() { return kNV * hn::Lanes(hn::ScalableTag<float>()); }
 
-// out (OCpad, ldo) = the correlation of the planes xp (C planes of cs floats) with the packed weights wr
-// ([OCpad / kOB][C][k][k][kOB]), at every q in [0, qpad).
-void DirectConv(const float* HWY_RESTRICT xp, size_t cs, int C, int k, int Wp, size_t qpad, const float* HWY_RESTRICT wr,
-                int ocpad, float* HWY_RESTRICT out, size_t ldo) {
-  const hn::ScalableTag<float> d;
-  const size_t L = hn::Lanes(d), taps = size_t(C) * size_t(k) * size_t(k);
-  using V = hn::Vec<decltype(d)>;
-  for (int ob = 0; ob < ocpad; ob += kDirectOB) {
-    const float* wb = wr + size_t(ob) * taps;
-    for (size_t q0 = 0; q0 < qpad; q0 += kNV * L) {
-      V acc[kDirectOB][kNV];
-      for (int o = 0; o < kDirectOB; ++o)
-        for (int v = 0; v < kNV; ++v) acc[o][v] = hn::Zero(d);
-      const float* w = wb;
-      for (int c = 0; c < C; ++c) {
-        const float* xc = xp + size_t(c) * cs + q0;
-        for (int ki = 0; ki < k; ++ki) {
-          const float* row = xc + size_t(ki) * size_t(Wp);
-          for (int kj = 0; kj < k; ++kj, w += kDirectOB) {
-            V xv[kNV];
-            for (int v = 0; v < kNV; ++v) xv[v] = hn::LoadU(d, row + kj + size_t(v) * L);
-            for (int o = 0; o < kDirectOB; ++o) {
-              const V wv = hn::Set(d, w[o]);
-              for (int v = 0; v < kNV; ++v) acc[o][v] = hn::MulAdd(wv, xv[v], acc[o][v]);
-            }
-          }
+// One register tile: kDirectOB output channels (from ob) by NV vectors of q (from q0), over all C * k * k taps.
+template <int NV, class D>
+HWY_INLINE void ConvTile(D d, const float* HWY_RESTRICT xp, size_t cs, int C, int k, int Wp,
+                         const float* HWY_RESTRICT wb, size_t q0, float* HWY_RESTRICT out, size_t ldo) {
+  const size_t L = hn::Lanes(d);
+  using V = hn::Vec<D>;
+  V acc[kDirectOB][NV];
+  for (int o = 0; o < kDirectOB; ++o)
+    for (int v = 0; v < NV; ++v) acc[o][v] = hn::Zero(d);
+  const float* w = wb;
+  for (int c = 0; c < C; ++c) {
+    const float* xc = xp + size_t(c) * cs + q0;
+    for (int ki = 0; ki < k; ++ki) {
+      const float* row = xc + size_t(ki) * size_t(Wp);
+      for (int kj = 0; kj < k; ++kj, w += kDirectOB) {
+        V xv[NV];
+        for (int v = 0; v < NV; ++v) xv[v] = hn::LoadU(d, row + kj + size_t(v) * L);
+        for (int o = 0; o < kDirectOB; ++o) {
+          const V wv = hn::Set(d, w[o]);
+          for (int v = 0; v < NV; ++v) acc[o][v] = hn::MulAdd(wv, xv[v], acc[o][v]);
         }
       }
-      for (int o = 0; o < kDirectOB; ++o)
-        for (int v = 0; v < kNV; ++v) hn::StoreU(acc[o][v], d, out + size_t(ob + o) * ldo + q0 + size_t(v) * L);
     }
+  }
+  for (int o = 0; o < kDirectOB; ++o)
+    for (int v = 0; v < NV; ++v) hn::StoreU(acc[o][v], d, out + size_t(o) * ldo + q0 + size_t(v) * L);
+}
+
+// out (OCpad, ldo) = the correlation of the planes xp (C planes of cs floats) with the packed weights wr
+// ([OCpad / kOB][C][k][k][kOB]), at every q in [0, qn) rounded up to whole vectors: full tiles of kNV vectors, then
+// one of the 1 or 2 vectors left (the reference CNN's second convolution has qn = 224: 9 tiles of 24 and one of 8,
+// where rounding qn up to whole tiles would compute 240).
+void DirectConv(const float* HWY_RESTRICT xp, size_t cs, int C, int k, int Wp, size_t qn, const float* HWY_RESTRICT wr,
+                int ocpad, float* HWY_RESTRICT out, size_t ldo) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d), taps = size_t(C) * size_t(k) * size_t(k), qv = (qn + L - 1) / L * L;
+  for (int ob = 0; ob < ocpad; ob += kDirectOB) {
+    const float* wb = wr + size_t(ob) * taps;
+    float* ob_out = out + size_t(ob) * ldo;
+    size_t q0 = 0;
+    for (; q0 + kNV * L <= qv; q0 += kNV * L) ConvTile<kNV>(d, xp, cs, C, k, Wp, wb, q0, ob_out, ldo);
+    if (qv - q0 == 2 * L) ConvTile<2>(d, xp, cs, C, k, Wp, wb, q0, ob_out, ldo);
+    else if (qv - q0 == L) ConvTile<1>(d, xp, cs, C, k, Wp, wb, q0, ob_out, ldo);
   }
 }
 
@@ -70,9 +82,10 @@ void DirectConv(const float* HWY_RESTRICT xp, size_t cs, int C, int k, int Wp, s
 // planes) in registers over all images and positions, then reduces each vector once.
 constexpr int kDwTaps = 3;
 void DirectWeightGrad(const float* HWY_RESTRICT xp, size_t xstride, size_t cs, const float* HWY_RESTRICT dyq,
-                      size_t dstride, int G, int C, int k, int Wp, size_t qpad, int oc, int ocpad, float* HWY_RESTRICT dw) {
+                      size_t dstride, int G, int C, int k, int Wp, size_t qpad, size_t qn, int oc, int ocpad,
+                      float* HWY_RESTRICT dw) {
   const hn::ScalableTag<float> d;
-  const size_t L = hn::Lanes(d);
+  const size_t L = hn::Lanes(d), qv = (qn + L - 1) / L * L;
   const int kk = k * k, taps = C * kk;
   using V = hn::Vec<decltype(d)>;
   for (int ob = 0; ob < ocpad; ob += kDirectOB)
@@ -88,7 +101,7 @@ void DirectWeightGrad(const float* HWY_RESTRICT xp, size_t xstride, size_t cs, c
       for (int g = 0; g < G; ++g) {
         const float* xg = xp + size_t(g) * xstride;
         const float* dg = dyq + size_t(g) * dstride + size_t(ob) * qpad;
-        for (size_t q = 0; q < qpad; q += L) {
+        for (size_t q = 0; q < qv; q += L) {
           V xv[kDwTaps];
           for (int j = 0; j < kDwTaps; ++j) xv[j] = hn::LoadU(d, xg + off[j] + q);
           for (int o = 0; o < kDirectOB; ++o) {
@@ -312,7 +325,7 @@ void conv_direct(const ConvGeometry& g, const float* x, const float* wr, const f
   float* xp = scratch;
   float* out = scratch + size_t(g.c) * l.cs;
   direct_pad_input(g, x, xp);
-  HWY_DYNAMIC_DISPATCH(DirectConv)(xp, l.cs, g.c, g.k, l.wp, l.qpad, wr, l.ocpad, out, l.qpad);
+  HWY_DYNAMIC_DISPATCH(DirectConv)(xp, l.cs, g.c, g.k, l.wp, size_t(g.oh) * size_t(l.wp), wr, l.ocpad, out, l.qpad);
   for (int o = 0; o < g.oc; ++o) {
     const float b = bias ? bias[o] : 0.0f;
     for (int oy = 0; oy < g.oh; ++oy) {
@@ -332,7 +345,7 @@ void direct_weight_grad(const ConvGeometry& g, const float* buf, int G, float* d
   const DirectConvLayout l = direct_layout(g);
   const size_t per = direct_grad_image_floats(g);
   HWY_DYNAMIC_DISPATCH(DirectWeightGrad)(buf, per, l.cs, buf + size_t(g.c) * l.cs, per, G, g.c, g.k, l.wp, l.qpad,
-                                         g.oc, l.ocpad, dw);
+                                         size_t(g.oh) * size_t(l.wp), g.oc, l.ocpad, dw);
 }
 
 void maxpool2x2_forward(const float* x, const float* x_end, float* y, int32_t* argmax, size_t planes, int h, int w) {
