@@ -101,6 +101,15 @@ TEST(Monitor, CountsDeadUnitsAndSparsityByHand) {
   EXPECT_NEAR(l["dead_fraction"].get<double>(), 1.0 / 3, 1e-12);  // unit 1 was alive on one example: not dead
   EXPECT_NEAR(l["sparsity"].get<double>(), 7.0 / 12, 1e-12);      // 4 + 3 zeros of 12
   EXPECT_NEAR(l["pre_mean"].get<double>(), (4 * -99.625 + 4 * -0.125 + 4) / 12.0, 1e-3);
+  // The first batch fills the histogram: all 12 pre-activations, the four near -100 alone in the lowest filled bin.
+  const auto counts = l["hist"]["counts"].get<std::vector<double>>();
+  double in_hist = 0;
+  for (double c : counts) in_hist += c;
+  EXPECT_EQ(in_hist, 12);
+  size_t first = 0;
+  while (first < counts.size() && counts[first] == 0) ++first;
+  ASSERT_LT(first, counts.size());
+  EXPECT_EQ(counts[first], 4);
   // Next epoch: unit 1 is dead, then revives in the epoch after.
   mon.begin_epoch();
   float lo[2] = {0.1f, 0.2f};

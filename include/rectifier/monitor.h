@@ -74,6 +74,7 @@ class Monitor {
   };
   Model<float>& model_;
   MonitorConfig cfg_;
+  std::vector<int32_t> hist_counts_;  // scratch: one histogram batch's counts
   std::vector<Watched> watched_;
   std::vector<ParamStat> params_;
   // Every parameter cut into pieces of at most 16K values: per-step reductions run as one parallel loop over them,
