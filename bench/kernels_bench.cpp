@@ -153,14 +153,14 @@ void BM_TrainStep(benchmark::State& s, const char* arch, bool diagnostics) {
   Optimizer<float> opt(OptimizerConfig{}, m.num_params());
   Monitor mon(m);
   mon.begin_epoch();
+  m.zero_grad();
   for (auto _ : s) {
     const float* out = m.forward(x.data(), n, true);
     if (diagnostics) mon.after_forward(n);
     loss_forward_backward<float>(LossKind::cross_entropy, out, y.data(), n, 10, dout.data());
-    m.zero_grad();
-    m.backward(dout.data(), n);
+    m.backward(dout.data(), n);  // as the trainer: the last step cleared the gradients
     if (diagnostics) { mon.after_backward(); mon.before_step(); }
-    opt.step(m.params(), m.grads(), 0.01, backup.data());
+    opt.step_and_clear(m.params(), m.grads(), 0.01, backup.data());
     if (diagnostics) mon.after_step();
   }
 }

@@ -73,37 +73,40 @@ namespace {
 
 // One block [0, n) of each update rule. Every pointer is restrict-qualified and every constant a value, so the
 // compiler vectorises the loops (captured references made it re-load lr and mu per element and stay scalar).
-// With B, bk receives p before the update, in the same pass (p is read once).
-template <bool B, class T>
-RECTIFIER_ONE_PASS void sgd_block(T* __restrict p, const T* __restrict g, T* __restrict bk, long n, T lr, T wd) {
+// With B, bk receives p before the update, in the same pass (p is read once); with Z, g is zeroed after it is read.
+template <bool B, bool Z, class T>
+RECTIFIER_ONE_PASS void sgd_block(T* __restrict p, T* __restrict g, T* __restrict bk, long n, T lr, T wd) {
   for (long i = 0; i < n; ++i) {
-    const T pi = p[i];
+    const T pi = p[i], gi = g[i];
     if constexpr (B) bk[i] = pi;
-    p[i] = pi - lr * (g[i] + wd * pi);
+    if constexpr (Z) g[i] = T(0);
+    p[i] = pi - lr * (gi + wd * pi);
   }
 }
 
-template <bool B, class T>
-RECTIFIER_ONE_PASS void momentum_block(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict bk, long n, T lr, T wd,
+template <bool B, bool Z, class T>
+RECTIFIER_ONE_PASS void momentum_block(T* __restrict p, T* __restrict g, T* __restrict m, T* __restrict bk, long n, T lr, T wd,
                     T mu, T a, T c) {
   for (long i = 0; i < n; ++i) {
     const T pi = p[i];
     if constexpr (B) bk[i] = pi;
     const T gi = g[i] + wd * pi;
+    if constexpr (Z) g[i] = T(0);
     const T mi = mu * m[i] + gi;
     m[i] = mi;
     p[i] = pi - lr * (a * gi + c * mi);
   }
 }
 
-template <bool B, class T>
-RECTIFIER_ONE_PASS void adam_block(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict bk, long n,
+template <bool B, bool Z, class T>
+RECTIFIER_ONE_PASS void adam_block(T* __restrict p, T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict bk, long n,
                 T lr, T wd, bool decoupled, T b1, T b2, T eps, T c1, T c2s) {
   const T decay = decoupled ? T(1) - lr * wd : T(1), l2 = decoupled ? T(0) : wd, step = lr / c1;
   for (long i = 0; i < n; ++i) {
     if constexpr (B) bk[i] = p[i];
     const T pi = p[i] * decay;
     const T gi = g[i] + l2 * pi;
+    if constexpr (Z) g[i] = T(0);
     const T mi = b1 * m[i] + (T(1) - b1) * gi;
     const T vi = b2 * v[i] + (T(1) - b2) * gi * gi;
     m[i] = mi;
@@ -113,13 +116,14 @@ RECTIFIER_ONE_PASS void adam_block(T* __restrict p, const T* __restrict g, T* __
   }
 }
 
-template <bool B, class T>
-RECTIFIER_ONE_PASS void rmsprop_block(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict bk, long n,
+template <bool B, bool Z, class T>
+RECTIFIER_ONE_PASS void rmsprop_block(T* __restrict p, T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict bk, long n,
                    T lr, T wd, T a, T eps, T mu) {
   for (long i = 0; i < n; ++i) {
     const T pi = p[i];
     if constexpr (B) bk[i] = pi;
     const T gi = g[i] + wd * pi;
+    if constexpr (Z) g[i] = T(0);
     const T vi = a * v[i] + (T(1) - a) * gi * gi;
     v[i] = vi;
     const T s = gi / (std::sqrt(vi) + eps);
@@ -136,7 +140,18 @@ RECTIFIER_ONE_PASS void rmsprop_block(T* __restrict p, const T* __restrict g, T*
 }  // namespace
 
 template <class T>
-void Optimizer<T>::step(T* p, const T* g, double lr_d, T* backup) {
+void Optimizer<T>::step(T* p, const T* g, double lr, T* backup) {
+  run<false>(p, const_cast<T*>(g), lr, backup);  // Z = false: g is only read
+}
+
+template <class T>
+void Optimizer<T>::step_and_clear(T* p, T* g, double lr, T* backup) {
+  run<true>(p, g, lr, backup);
+}
+
+template <class T>
+template <bool Z>
+void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup) {
   ++t_;
   const T lr = T(lr_d), wd = T(cfg_.weight_decay);
   T* m = m_.data();
@@ -157,13 +172,13 @@ void Optimizer<T>::step(T* p, const T* g, double lr_d, T* backup) {
     case OptKind::sgd: {
       const T mu = T(cfg_.momentum);
       if (mu == T(0)) {
-        each([&](auto B, long b, long k) { sgd_block<B()>(p + b, g + b, bk(b), k, lr, wd); });
+        each([&](auto B, long b, long k) { sgd_block<B(), Z>(p + b, g + b, bk(b), k, lr, wd); });
         break;
       }
       // PyTorch starts the buffer as the first gradient: the same as mu * 0 + g, the buffer being zero-filled.
       // Nesterov steps along g + mu * m, plain momentum along m: p -= lr * (a * g + c * m), branch-free.
       const T a = cfg_.nesterov ? T(1) : T(0), c = cfg_.nesterov ? mu : T(1);
-      each([&](auto B, long b, long k) { momentum_block<B()>(p + b, g + b, m + b, bk(b), k, lr, wd, mu, a, c); });
+      each([&](auto B, long b, long k) { momentum_block<B(), Z>(p + b, g + b, m + b, bk(b), k, lr, wd, mu, a, c); });
       break;
     }
     case OptKind::adam: case OptKind::adamw: {
@@ -172,13 +187,13 @@ void Optimizer<T>::step(T* p, const T* g, double lr_d, T* backup) {
       const T c2s = std::sqrt(c2);
       const bool decoupled = cfg_.kind == OptKind::adamw;
       each([&](auto B, long b, long k) {
-        adam_block<B()>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, decoupled, b1, b2, eps, c1, c2s);
+        adam_block<B(), Z>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, decoupled, b1, b2, eps, c1, c2s);
       });
       break;
     }
     case OptKind::rmsprop: {
       const T a = T(cfg_.alpha), eps = T(cfg_.eps), mu = T(cfg_.momentum);
-      each([&](auto B, long b, long k) { rmsprop_block<B()>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, a, eps, mu); });
+      each([&](auto B, long b, long k) { rmsprop_block<B(), Z>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, a, eps, mu); });
       break;
     }
   }

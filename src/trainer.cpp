@@ -167,6 +167,7 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
 
   long step = 0;
   bool stop = false;
+  model.zero_grad();  // once: from then on each step clears the gradients in its own pass
   for (int epoch = 1; epoch <= cfg.epochs && !stop; ++epoch) {
     for (size_t i = N - 1; i > 0; --i) std::swap(perm[i], perm[size_t(rng.below(i + 1))]);
     if (monitor) monitor->begin_epoch();
@@ -187,8 +188,7 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
         if (monitor)
           if (auto where = monitor->find_nonfinite_activation()) *bad += "; " + *where;
       }
-      model.zero_grad();
-      if (!bad) model.backward(dout.data(), n, l1_hook);
+      if (!bad) model.backward(dout.data(), n, l1_hook);  // the grads are zero: the last step cleared them
       if (!bad && monitor) bad = monitor->after_backward();
       if (bad && cfg.stop_on_nonfinite) {
         progress.finish();
@@ -210,7 +210,7 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
       if (cfg.clip_norm > 0) clip_grad_norm(model.grads(), model.num_params(), cfg.clip_norm);
       lr = cfg.schedule.lr_at(cfg.optimizer.lr, double(epoch - 1) + double(b) / double(steps_per_epoch), cfg.epochs);
       if (monitor) monitor->before_step();
-      opt.step(model.params(), model.grads(), lr, cfg.stop_on_nonfinite ? last_good.data() : nullptr);
+      opt.step_and_clear(model.params(), model.grads(), lr, cfg.stop_on_nonfinite ? last_good.data() : nullptr);
       if (monitor) monitor->after_step();
       ++step;
       loss_sum += r.loss * n;

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <vector>
 #include "rectifier/optimizer.h"
 
 namespace rectifier {
@@ -107,6 +109,32 @@ TEST(Schedule, ConstantStepCosineWarmup) {
   EXPECT_DOUBLE_EQ(s.lr_at(0.1, 1, 10), 0.05);
   EXPECT_NEAR(s.lr_at(0.1, 2, 10), 0.1, 1e-15);
   EXPECT_NEAR(s.lr_at(0.1, 6, 10), 0.05, 1e-15);
+}
+
+// step_and_clear: the same update, bit for bit, for every rule (with and without the backup), and the gradient
+// left zero.
+TEST(Optimizer, StepAndClearUpdatesAsStepAndZeroesTheGradient) {
+  for (const char* name : {"sgd", "adam", "adamw", "rmsprop"})
+    for (double mu : {0.0, 0.9}) {
+      OptimizerConfig c;
+      c.kind = *parse_optimizer(name);
+      c.momentum = mu;
+      c.weight_decay = 0.01;
+      const size_t n = 70000;  // several blocks, split over the threads
+      std::vector<float> p(n), q(n), g(n), h(n), bp(n), bq(n);
+      for (size_t i = 0; i < n; ++i) p[i] = q[i] = float(i % 17) * 0.1f - 0.8f;
+      Optimizer<float> a(c, n), b(c, n);
+      for (int s = 0; s < 3; ++s) {
+        for (size_t i = 0; i < n; ++i) g[i] = h[i] = float((i * 7 + size_t(s)) % 13) * 0.05f - 0.3f;
+        a.step(p.data(), g.data(), 0.01, bp.data());
+        b.step_and_clear(q.data(), h.data(), 0.01, s == 1 ? nullptr : bq.data());
+        ASSERT_EQ(std::memcmp(p.data(), q.data(), n * 4), 0) << name << " mu=" << mu << " step " << s;
+        for (size_t i = 0; i < n; ++i) ASSERT_EQ(h[i], 0.0f) << name << " at " << i;
+        if (s != 1) {
+          ASSERT_EQ(std::memcmp(bp.data(), bq.data(), n * 4), 0) << name;
+        }
+      }
+    }
 }
 
 }  // namespace rectifier

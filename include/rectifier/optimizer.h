@@ -30,6 +30,8 @@ class Optimizer {
   // One step with learning rate lr: p (n) updated in place from g (n). g is read-only. If backup is not null it
   // receives the values p had before the step (in the same pass: the trainer's "last good weights").
   void step(T* p, const T* g, double lr, T* backup = nullptr);
+  // The same, then g zeroed in the same pass (the next backward's zero_grad, without a pass of its own).
+  void step_and_clear(T* p, T* g, double lr, T* backup = nullptr);
   const OptimizerConfig& config() const { return cfg_; }
   long steps() const { return t_; }
 
@@ -38,6 +40,8 @@ class Optimizer {
   size_t n_;
   long t_ = 0;
   Buffer<T> m_, v_;  // momentum / first moment, second moment
+  template <bool Z>
+  void run(T* p, T* g, double lr, T* backup);
 };
 
 // Scales g so its L2 norm is at most max_norm (no-op for max_norm <= 0). Returns the norm before clipping.
