@@ -84,6 +84,19 @@ void moments(const float* x, size_t n, double& sum, double& sq) {
   sq = ss;
 }
 
+// Sum of squares of one piece, serial (called inside the monitor's own parallel loops: no nested region).
+double sum_squares(const float* x, size_t n) {
+  double ss = 0;
+  for (size_t lo = 0; lo < n; lo += 4096) {
+    const size_t hi = std::min(n, lo + 4096);
+    float f = 0;
+#pragma omp simd reduction(+ : f)
+    for (size_t j = lo; j < hi; ++j) f += x[j] * x[j];
+    ss += f;
+  }
+  return ss;
+}
+
 constexpr size_t kMomentSample = size_t(1) << 16;
 
 size_t count_zeros(const float* y, size_t n) {
@@ -213,8 +226,7 @@ std::optional<std::string> Monitor::after_backward() {
 #pragma omp parallel for schedule(static) if (model_.num_params() > 65536)
   for (long k = 0; k < np; ++k) {
     const Piece& pc = pieces_[size_t(k)];
-    double sum = 0;
-    moments(params_[pc.param].grad + pc.offset, pc.size, sum, piece_a_[size_t(k)]);  // a piece is serial inside
+    piece_a_[size_t(k)] = sum_squares(params_[pc.param].grad + pc.offset, pc.size);
   }
   double total = 0;
   std::optional<std::string> bad;
