@@ -1,6 +1,8 @@
 // Every layer, activation and loss, gradient-checked in double precision against central differences.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "rectifier/activation.h"
 #include "rectifier/loss.h"
 #include "test_util.h"
@@ -186,6 +188,30 @@ TEST(Loss, HandComputedValues) {
   EXPECT_NEAR(loss_forward_backward<double>(LossKind::bce, b, y, 1, 1, nullptr).loss, std::log(2.0), 1e-12);
 }
 
+namespace {
+// The mean cross-entropy of m on (x, y) after a forward pass; fills dout with its gradient (k classes).
+double model_ce(Model<double>& m, const std::vector<double>& x, const std::vector<int32_t>& y, int k,
+                std::vector<double>& dout) {
+  const int n = int(y.size());
+  dout.resize(size_t(n) * size_t(k));
+  const double* out = m.forward(x.data(), n, true);
+  return loss_forward_backward<double>(LossKind::cross_entropy, out, y.data(), n, k, dout.data()).loss;
+}
+
+// Central differences of loss() with respect to v[i], every step-th i of [0, g.size()), against the gradient g.
+void expect_matches_differences(const std::function<double()>& loss, double* v, const std::vector<double>& g,
+                                size_t step, double tol, const char* what) {
+  const double h = 1e-6;
+  for (size_t i = 0; i < g.size(); i += step) {
+    const double keep = v[i];
+    v[i] = keep + h; const double lp = loss();
+    v[i] = keep - h; const double lm = loss();
+    v[i] = keep;
+    EXPECT_NEAR(g[i], (lp - lm) / (2 * h), tol) << what << " " << i;
+  }
+}
+}  // namespace
+
 // A whole model in double: the chain through several layers agrees with finite differences too.
 TEST(ModelGrad, SmallCnnEndToEnd) {
   Model<double> m(parse_arch("conv(3,3,pad=1) tanh avgpool(2) conv(2,3) elu flatten dense(4) softplus dense(3)", ArchContext{}),
@@ -193,25 +219,14 @@ TEST(ModelGrad, SmallCnnEndToEnd) {
   InitSpec init;
   init.bias = 0.05;
   m.init(init, 3);
-  const int n = 2;
-  auto x = random_vec(size_t(n) * 128, 30);
-  std::vector<int32_t> y = {0, 2};
-  std::vector<double> dout(size_t(n) * 3);
-  auto loss = [&]() {
-    const double* out = m.forward(x.data(), n, true);
-    return loss_forward_backward<double>(LossKind::cross_entropy, out, y.data(), n, 3, dout.data()).loss;
-  };
-  loss();
+  const auto x = random_vec(2 * 128, 30);
+  const std::vector<int32_t> y = {0, 2};
+  std::vector<double> dout;
+  model_ce(m, x, y, 3, dout);
   m.zero_grad();
-  m.backward(dout.data(), n);
-  std::vector<double> g(m.grads(), m.grads() + m.num_params());
-  for (size_t i = 0; i < m.num_params(); i += 7) {
-    const double keep = m.params()[i], h = 1e-6;
-    m.params()[i] = keep + h; const double lp = loss();
-    m.params()[i] = keep - h; const double lm = loss();
-    m.params()[i] = keep;
-    EXPECT_NEAR(g[i], (lp - lm) / (2 * h), 1e-7) << "parameter " << i;
-  }
+  m.backward(dout.data(), 2);
+  const std::vector<double> g(m.grads(), m.grads() + m.num_params());
+  expect_matches_differences([&] { return model_ce(m, x, y, 3, dout); }, m.params(), g, 7, 1e-7, "parameter");
 }
 
 // A ReLU before max pooling has its backward taken inside the pooling's (the model skips the ReLU's own): the
@@ -223,35 +238,18 @@ TEST(ModelGrad, ReluThenMaxPoolFusedBackward) {
   init.bias = 0.05;
   m.init(init, 4);
   m.set_input_grad(true);
-  const int n = 2;
-  auto x = random_vec(size_t(n) * 128, 32);
-  std::vector<int32_t> y = {2, 1};
-  std::vector<double> dout(size_t(n) * 3);
-  auto loss = [&]() {
-    const double* out = m.forward(x.data(), n, true);
-    return loss_forward_backward<double>(LossKind::cross_entropy, out, y.data(), n, 3, dout.data()).loss;
-  };
-  loss();
+  auto x = random_vec(2 * 128, 32);
+  const std::vector<int32_t> y = {2, 1};
+  std::vector<double> dout;
+  model_ce(m, x, y, 3, dout);
   m.zero_grad();
-  m.backward(dout.data(), n);
+  m.backward(dout.data(), 2);
   EXPECT_EQ(m.layer_output_grad(0), nullptr);  // both ReLUs ran inside the pooling
   EXPECT_EQ(m.layer_output_grad(3), nullptr);
-  std::vector<double> g(m.grads(), m.grads() + m.num_params()), gx(m.input_grad(), m.input_grad() + x.size());
-  const double h = 1e-6;
-  for (size_t i = 0; i < m.num_params(); ++i) {
-    const double keep = m.params()[i];
-    m.params()[i] = keep + h; const double lp = loss();
-    m.params()[i] = keep - h; const double lm = loss();
-    m.params()[i] = keep;
-    EXPECT_NEAR(g[i], (lp - lm) / (2 * h), 1e-7) << "parameter " << i;
-  }
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double keep = x[i];
-    x[i] = keep + h; const double lp = loss();
-    x[i] = keep - h; const double lm = loss();
-    x[i] = keep;
-    EXPECT_NEAR(gx[i], (lp - lm) / (2 * h), 1e-7) << "input " << i;
-  }
+  const std::vector<double> g(m.grads(), m.grads() + m.num_params()), gx(m.input_grad(), m.input_grad() + x.size());
+  auto loss = [&] { return model_ce(m, x, y, 3, dout); };
+  expect_matches_differences(loss, m.params(), g, 1, 1e-7, "parameter");
+  expect_matches_differences(loss, x.data(), gx, 1, 1e-7, "input");
 }
 
 // Flatten is a view (no copy): its output is its input's memory, and as the first layer it still writes the input
@@ -260,28 +258,17 @@ TEST(ModelGrad, FlattenViewPassesValuesAndGradients) {
   Model<double> m(parse_arch("flatten dense(3) tanh dense(2)", ArchContext{}), {2, 2, 2});
   m.init(InitSpec{}, 5);
   m.set_input_grad(true);
-  const int n = 2;
-  auto x = random_vec(size_t(n) * 8, 31);
-  std::vector<int32_t> y = {1, 0};
-  std::vector<double> dout(size_t(n) * 2);
-  auto loss = [&]() {
-    const double* out = m.forward(x.data(), n, true);
-    return loss_forward_backward<double>(LossKind::cross_entropy, out, y.data(), n, 2, dout.data()).loss;
-  };
-  loss();
+  auto x = random_vec(2 * 8, 31);
+  const std::vector<int32_t> y = {1, 0};
+  std::vector<double> dout;
+  model_ce(m, x, y, 2, dout);
   EXPECT_EQ(m.layer_output(0), x.data());
   EXPECT_EQ(m.layer_input(1), x.data());
   m.zero_grad();
-  m.backward(dout.data(), n);
-  std::vector<double> gx(m.input_grad(), m.input_grad() + x.size());
+  m.backward(dout.data(), 2);
+  const std::vector<double> gx(m.input_grad(), m.input_grad() + x.size());
   for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(m.layer_output_grad(0)[i], gx[i]);
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double keep = x[i], h = 1e-6;
-    x[i] = keep + h; const double lp = loss();
-    x[i] = keep - h; const double lm = loss();
-    x[i] = keep;
-    EXPECT_NEAR(gx[i], (lp - lm) / (2 * h), 1e-8) << "input " << i;
-  }
+  expect_matches_differences([&] { return model_ce(m, x, y, 2, dout); }, x.data(), gx, 1, 1e-8, "input");
 }
 
 }  // namespace rectifier
