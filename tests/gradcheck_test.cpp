@@ -189,6 +189,15 @@ TEST(Loss, HandComputedValues) {
 }
 
 namespace {
+// A double model of the given architecture, initialised with the given seed and bias.
+Model<double> double_model(const char* arch, const Shape& in, uint64_t seed, double bias) {
+  Model<double> m(parse_arch(arch, ArchContext{}), in);
+  InitSpec init;
+  init.bias = bias;
+  m.init(init, seed);
+  return m;
+}
+
 // The mean cross-entropy of m on (x, y) after a forward pass; fills dout with its gradient (k classes).
 double model_ce(Model<double>& m, const std::vector<double>& x, const std::vector<int32_t>& y, int k,
                 std::vector<double>& dout) {
@@ -214,11 +223,8 @@ void expect_matches_differences(const std::function<double()>& loss, double* v, 
 
 // A whole model in double: the chain through several layers agrees with finite differences too.
 TEST(ModelGrad, SmallCnnEndToEnd) {
-  Model<double> m(parse_arch("conv(3,3,pad=1) tanh avgpool(2) conv(2,3) elu flatten dense(4) softplus dense(3)", ArchContext{}),
-                  {2, 8, 8});
-  InitSpec init;
-  init.bias = 0.05;
-  m.init(init, 3);
+  Model<double> m = double_model("conv(3,3,pad=1) tanh avgpool(2) conv(2,3) elu flatten dense(4) softplus dense(3)",
+                                  {2, 8, 8}, 3, 0.05);
   const auto x = random_vec(2 * 128, 30);
   const std::vector<int32_t> y = {0, 2};
   std::vector<double> dout;
@@ -232,11 +238,8 @@ TEST(ModelGrad, SmallCnnEndToEnd) {
 // A ReLU before max pooling has its backward taken inside the pooling's (the model skips the ReLU's own): the
 // weights' and the input's gradients still agree with finite differences, with the ReLU first and deeper in.
 TEST(ModelGrad, ReluThenMaxPoolFusedBackward) {
-  Model<double> m(parse_arch("relu maxpool(2) conv(3,3,pad=1) relu maxpool(3,stride=2) flatten dense(3)", ArchContext{}),
-                  {2, 8, 8});
-  InitSpec init;
-  init.bias = 0.05;
-  m.init(init, 4);
+  Model<double> m = double_model("relu maxpool(2) conv(3,3,pad=1) relu maxpool(3,stride=2) flatten dense(3)", {2, 8, 8}, 4,
+                                  0.05);
   m.set_input_grad(true);
   auto x = random_vec(2 * 128, 32);
   const std::vector<int32_t> y = {2, 1};
@@ -255,8 +258,7 @@ TEST(ModelGrad, ReluThenMaxPoolFusedBackward) {
 // Flatten is a view (no copy): its output is its input's memory, and as the first layer it still writes the input
 // gradient.
 TEST(ModelGrad, FlattenViewPassesValuesAndGradients) {
-  Model<double> m(parse_arch("flatten dense(3) tanh dense(2)", ArchContext{}), {2, 2, 2});
-  m.init(InitSpec{}, 5);
+  Model<double> m = double_model("flatten dense(3) tanh dense(2)", {2, 2, 2}, 5, 0.0);
   m.set_input_grad(true);
   auto x = random_vec(2 * 8, 31);
   const std::vector<int32_t> y = {1, 0};
