@@ -45,9 +45,12 @@ Monitor::Monitor(Model<float>& model, MonitorConfig cfg) : model_(model), cfg_(c
       params_.push_back({std::to_string(i) + "." + p.name, p.value, p.grad, p.size(),
                          p.name == "weight" && (l.kind() == LayerKind::dense || l.kind() == LayerKind::conv)});
   }
-  for (size_t k = 0; k < params_.size(); ++k)
-    for (size_t off = 0; off < params_[k].size; off += kPiece)
-      pieces_.push_back({k, off, std::min(kPiece, params_[k].size - off)});
+  for (auto& p : params_) {
+    p.piece0 = pieces_.size();
+    const size_t base = size_t(p.value - model.params());
+    for (size_t off = 0; off < p.size; off += kPiece) pieces_.push_back({base + off, std::min(kPiece, p.size - off)});
+    p.pieces = pieces_.size() - p.piece0;
+  }
   piece_a_.resize(pieces_.size());
   piece_b_.resize(pieces_.size());
   hist_counts_.assign(size_t(cfg_.hist_bins), 0);
@@ -219,21 +222,28 @@ std::optional<std::string> Monitor::find_nonfinite_activation() const {
   return std::nullopt;
 }
 
+template <class F>
+void Monitor::each_piece(F&& f) {
+  const long np = long(pieces_.size());
+#pragma omp parallel for schedule(static) if (model_.num_params() > 65536)
+  for (long k = 0; k < np; ++k) f(size_t(k), pieces_[size_t(k)].offset, pieces_[size_t(k)].size);
+}
+
+double Monitor::sum_pieces(const ParamStat& p, const std::vector<double>& v) const {
+  double sum = 0;
+  for (size_t k = p.piece0; k < p.piece0 + p.pieces; ++k) sum += v[k];
+  return sum;
+}
+
 std::optional<std::string> Monitor::after_backward() {
   ++step_;
   // Sum of squares of every gradient piece, in one parallel loop.
-  const long np = long(pieces_.size());
-#pragma omp parallel for schedule(static) if (model_.num_params() > 65536)
-  for (long k = 0; k < np; ++k) {
-    const Piece& pc = pieces_[size_t(k)];
-    piece_a_[size_t(k)] = sum_squares(params_[pc.param].grad + pc.offset, pc.size);
-  }
+  const float* grads = model_.grads();
+  each_piece([&](size_t k, size_t off, size_t size) { piece_a_[k] = sum_squares(grads + off, size); });
   double total = 0;
   std::optional<std::string> bad;
-  size_t k = 0;
   for (auto& p : params_) {
-    double ss = 0;
-    for (; k < pieces_.size() && &params_[pieces_[k].param] == &p; ++k) ss += piece_a_[k];
+    const double ss = sum_pieces(p, piece_a_);
     const double norm = std::sqrt(ss);
     if (!std::isfinite(norm) && !bad) {
       size_t at = 0;
@@ -253,17 +263,6 @@ std::optional<std::string> Monitor::after_backward() {
 }
 
 bool Monitor::wants_update_ratio() const { return step_ % cfg_.update_every == 1; }
-
-template <class F>
-void Monitor::each_piece(F&& f) {
-  const float* base = model_.params();
-  const long np = long(pieces_.size());
-#pragma omp parallel for schedule(static) if (model_.num_params() > 65536)
-  for (long k = 0; k < np; ++k) {
-    const Piece& pc = pieces_[size_t(k)];
-    f(size_t(k), size_t(params_[pc.param].value - base) + pc.offset, pc.size);
-  }
-}
 
 void Monitor::before_step() {
   if (!wants_update_ratio()) return;
@@ -288,10 +287,8 @@ void Monitor::after_step() {
     piece_a_[k] = du;
     piece_b_[k] = w;
   });
-  size_t k = 0;
   for (auto& p : params_) {
-    double du = 0, w = 0;
-    for (; k < pieces_.size() && &params_[pieces_[k].param] == &p; ++k) { du += piece_a_[k]; w += piece_b_[k]; }
+    const double du = sum_pieces(p, piece_a_), w = sum_pieces(p, piece_b_);
     if (w > 0) { p.ratio_sum += std::sqrt(du / w); ++p.ratio_n; }
   }
 }

@@ -71,6 +71,7 @@ class Monitor {
     bool is_weight;
     double norm_sum = 0, ratio_sum = 0;
     long norm_n = 0, ratio_n = 0;
+    size_t piece0 = 0, pieces = 0;  // its pieces: pieces_[piece0, piece0 + pieces)
   };
   Model<float>& model_;
   MonitorConfig cfg_;
@@ -79,10 +80,12 @@ class Monitor {
   std::vector<ParamStat> params_;
   // Every parameter cut into pieces of at most 16K values: per-step reductions run as one parallel loop over them,
   // into one slot per piece, summed per parameter in a fixed order.
-  struct Piece { size_t param, offset, size; };
+  struct Piece { size_t offset, size; };  // offset in the flat parameters (and gradients: the same layout)
   std::vector<Piece> pieces_;
   std::vector<double> piece_a_, piece_b_;
-  template <class F> void each_piece(F&& f);  // f(piece index, offset in the flat parameters, size), in parallel
+  template <class F> void each_piece(F&& f);  // f(piece index, offset, size), in parallel
+  // The sum of one parameter's per-piece slots of v (piece_a_ or piece_b_), in piece order.
+  double sum_pieces(const ParamStat& p, const std::vector<double>& v) const;
   std::vector<float> before_;
   long batch_ = 0, step_ = 0;
   int last_n_ = 0;  // examples in the last forward
