@@ -19,7 +19,7 @@ struct TrainArgs {
   double lr = 0.05, momentum = 0.9, weight_decay = 0, clip_norm = 0, dropout = 0, warmup = 0, gamma = 0.1;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, init_gain = 1.0, l1 = 0;
   std::optional<double> bias_init;
-  bool nesterov = false, no_diagnostics = false, quiet = false;
+  bool nesterov = false, no_diagnostics = false, quiet = false, deterministic = false;
   uint64_t seed = 0;
 };
 
@@ -70,6 +70,9 @@ Runner add_train(CLI::App& app) {
   app.add_option("--loss", a->loss, "cross_entropy, mse or bce")->capture_default_str();
   app.add_option("--seed", a->seed, "random seed (init, shuffling, dropout)")->capture_default_str();
   app.add_option("--threads", a->threads, "threads (0 = all cores); 1 thread and a seed give bit-identical runs")->capture_default_str();
+  app.add_flag("--deterministic", a->deterministic,
+               "split the work evenly between the threads, not by their measured speed: runs with the same seed and "
+               "thread count are then bit-identical (slower on a busy shared host)");
   app.add_option("--out", a->out, "save the trained model here (safetensors)");
   app.add_option("--metrics", a->metrics, "write one JSON object per epoch here (JSON lines)");
   app.add_option("--report", a->report, "write a self-contained HTML report here");
@@ -83,6 +86,7 @@ Runner add_train(CLI::App& app) {
     cfg.batch = o.batch;
     cfg.seed = o.seed;
     cfg.threads = o.threads;
+    cfg.deterministic = o.deterministic;
     cfg.clip_norm = o.clip_norm;
     cfg.l1_activation = o.l1;
     cfg.diagnostics = !o.no_diagnostics;

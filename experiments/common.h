@@ -13,6 +13,13 @@
 
 namespace rectifier::exp {
 
+// A training configuration with an even work split, so that every figure an experiment reports is reproduced bit
+// for bit by the same command on the same machine.
+inline TrainConfig train_config() {
+  TrainConfig c;
+  c.deterministic = true;
+  return c;
+}
 // The first n examples (all if n >= size).
 Dataset head(const Dataset& d, size_t n);
 // Fashion-MNIST, cut to `train` and `test` examples (0 = all).

@@ -33,7 +33,7 @@ Experiment depth_init() {
             // Training: loss curves over the first epoch.
             auto curve = [&](InitSpec init, const std::string& label) {
               Model<float> m = net(arch, d.train.shape, init, 2);
-              TrainConfig c;
+              TrainConfig c = train_config();
               c.epochs = 1;
               c.batch = 128;
               c.optimizer.lr = 0.01;

@@ -44,7 +44,7 @@ Experiment dying() {
             Chart ch = chart("Dead units after 1 epoch (3x256 MLP, He init), ReLU", "learning rate (log10)", "dead fraction");
             std::map<std::pair<double, double>, double> dead;
             auto one_epoch = [](double lr) {  // plain SGD at a constant rate: what makes units die is the rate itself
-              TrainConfig c;
+              TrainConfig c = train_config();
               c.epochs = 1;
               c.optimizer.lr = lr;
               c.optimizer.momentum = 0;

@@ -42,7 +42,7 @@ Experiment exploding() {
               init.scheme = InitScheme::lecun_normal;
               init.gain = 2.0;
               Model<float> m = net(hidden(8, 256, "relu") + "dense(10)", d.train.shape, init, 4);
-              TrainConfig c;
+              TrainConfig c = train_config();
               c.epochs = 1;
               c.optimizer.lr = 0.01;
               c.clip_norm = clip;

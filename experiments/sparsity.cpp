@@ -24,7 +24,7 @@ Experiment sparsity() {
             bars.label = "after training";
             for (double l1 : l1s) {
               Model<float> m = net(arch, d.train.shape, InitSpec{}, 0);
-              TrainConfig c;
+              TrainConfig c = train_config();
               c.epochs = o.quick ? 1 : 3;
               c.l1_activation = l1;
               c.diagnostics = false;

@@ -25,7 +25,7 @@ Experiment speed() {
                   InitSpec init;
                   init.scheme = act == "relu" ? InitScheme::he_normal : InitScheme::xavier_normal;
                   Model<float> m = net(hidden(3, 256, act) + "dense(10)", d.train.shape, init, uint64_t(s));
-                  TrainConfig c;
+                  TrainConfig c = train_config();
                   c.epochs = max_epochs;
                   c.optimizer.lr = lr;
                   c.seed = uint64_t(s);

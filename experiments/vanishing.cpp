@@ -22,7 +22,7 @@ Experiment vanishing() {
               InitSpec init;
               init.scheme = c.init;
               Model<float> m = net(hidden(5, 256, c.act) + "dense(10)", d.train.shape, init, 5);
-              TrainConfig t;
+              TrainConfig t = train_config();
               t.epochs = 1;
               t.optimizer.lr = 0.01;
               t.diagnostics = false;

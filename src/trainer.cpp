@@ -11,6 +11,7 @@
 #include <thread>
 #include "rectifier/error.h"
 #include "rectifier/monitor.h"
+#include "kernels/gemm.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -35,6 +36,9 @@ void set_threads(int threads) {
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
 }
+
+void set_deterministic(bool on) { kernels::SplitBalance::get().set_adaptive(!on); }
+bool deterministic() { return !kernels::SplitBalance::get().adaptive(); }
 
 namespace {
 
@@ -141,6 +145,7 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
   if (cfg.batch < 1) throw Error("batch size must be at least 1");
   if (tr.size() == 0) throw Error(tr.source + ": no training examples");
   set_threads(cfg.threads);
+  set_deterministic(cfg.deterministic);
 
   const size_t N = tr.size(), D = numel(tr.shape);
   const int B = int(std::min<size_t>(size_t(cfg.batch), N)), K = int(numel(model.output_shape()));

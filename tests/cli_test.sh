@@ -50,6 +50,11 @@ grep -q "<svg" "$T/r2.html" && grep -q "Dead units" "$T/r.html" && ok || bad "re
 "$R" train --data moons --epochs 3 --seed 4 --threads 1 --out "$T/c.safetensors" -q >/dev/null
 cmp -s "$T/a.safetensors" "$T/b.safetensors" && ok || bad "same seed gave different files"
 cmp -s "$T/a.safetensors" "$T/c.safetensors" && bad "different seeds gave identical files" || ok
+# two threads with --deterministic (products wide enough to be split between the threads): bit-identical too
+for f in d e; do
+  "$R" train --data moons:2000 --arch 2-512-512-2 --epochs 2 --seed 3 --threads 2 --deterministic --out "$T/$f.safetensors" -q >/dev/null
+done
+cmp -s "$T/d.safetensors" "$T/e.safetensors" && ok || bad "--deterministic with two threads gave different files"
 
 # --- every option of the core issue is accepted and trains
 expect 0 "" -- "$R" train --data xor --epochs 2 --act leaky_relu --init xavier_uniform --bias-init -0.1 --weight-decay 1e-4 \

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <tuple>
 #include <omp.h>
 #include "kernels/conv_kernels.h"
 #include "kernels/gemm.h"
@@ -101,6 +102,79 @@ TEST(Gemm, MatchesReferenceInAllTranspositions) {
       kernels::gemm_ref(ta, tb, m, n, k, 1.0f, Af.data(), lda, Bf.data(), ldb, 0.0f, Rf.data(), n);
       for (size_t i = 0; i < Cf.size(); ++i) ASSERT_NEAR(Cf[i], Rf[i], 1e-4);
     }
+}
+
+// The split of a parallel product follows the threads' measured speeds: even at first and when turned off, two
+// thirds to a thread twice as fast, never nothing to a very slow one; blocks aligned, covering the range.
+TEST(Gemm, SplitFollowsMeasuredSpeed) {
+  kernels::SplitBalance b;
+  int bounds[4];
+  auto check = [&](int len, int align, int nt) {
+    EXPECT_EQ(bounds[0], 0);
+    EXPECT_EQ(bounds[nt], len);
+    for (int t = 0; t < nt; ++t) {
+      EXPECT_LE(bounds[t], bounds[t + 1]);
+      if (t + 1 < nt) {
+        EXPECT_EQ(bounds[t + 1] % align, 0);
+      }
+    }
+  };
+  b.split(784, 16, 2, bounds);
+  check(784, 16, 2);
+  EXPECT_EQ(bounds[1], 400);  // 49 blocks of 16: 25 and 24
+  const double work[2] = {392, 392}, half_speed[2] = {1e-3, 2e-3}, crawl[2] = {1e-3, 1.0};
+  for (int i = 0; i < 40; ++i) b.record(2, work, half_speed);
+  b.split(784, 16, 2, bounds);
+  check(784, 16, 2);
+  EXPECT_NEAR(bounds[1], 784 * 2 / 3, 16);
+  for (int i = 0; i < 40; ++i) b.record(2, work, crawl);
+  b.split(128, 4, 2, bounds);
+  check(128, 4, 2);
+  EXPECT_GT(bounds[1], 100);
+  EXPECT_LT(bounds[1], 128);  // a crawling thread still gets work, so its speed keeps being measured
+  b.split(100, 4, 3, bounds);
+  check(100, 4, 3);
+  b.set_adaptive(false);
+  b.split(784, 16, 2, bounds);
+  EXPECT_EQ(bounds[1], 400);
+  for (int i = 0; i < 40; ++i) b.record(2, work, half_speed);  // ignored while off
+  b.split(784, 16, 2, bounds);
+  EXPECT_EQ(bounds[1], 400);
+  b.set_adaptive(true);
+  b.split(784, 16, 2, bounds);
+  EXPECT_EQ(bounds[1], 400);
+}
+
+// pgemm split unevenly (the shared balance told that one thread is three times slower), by rows and by columns, in
+// every transposition, against the reference; the epilogue sees each block once.
+TEST(Gemm, UnevenParallelSplitMatchesReference) {
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  kernels::SplitBalance& b = kernels::SplitBalance::get();
+  const double work[2] = {1, 1}, slow[2] = {1e-3, 3e-3};
+  for (const auto& [m, n, k] : {std::tuple{200, 72, 90}, std::tuple{72, 200, 90}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        const int lda = ta ? m : k, ldb = tb ? k : n;
+        const auto Ad = test::random_vec(size_t(m * k), 1), Bd = test::random_vec(size_t(k * n), 2);
+        std::vector<float> A(Ad.begin(), Ad.end()), B(Bd.begin(), Bd.end()), C(size_t(m * n), 1.0f), R = C;
+        std::vector<int> seen(size_t(m * n), 0);
+        for (int i = 0; i < 40; ++i) b.record(2, work, slow);  // each product measures anew: set it before each
+        int bounds[3];
+        b.split(std::max(m, n), 4, 2, bounds);
+        ASSERT_GT(bounds[1], std::max(m, n) * 2 / 3);
+        kernels::pgemm(ta, tb, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, 1.0f, C.data(), n, [&](int r0, int rows, int c0, int cols) {
+          for (int i = r0; i < r0 + rows; ++i)
+            for (int j = c0; j < c0 + cols; ++j) ++seen[size_t(i * n + j)];
+        });
+        kernels::gemm_ref(ta, tb, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, 1.0f, R.data(), n);
+        for (size_t i = 0; i < C.size(); ++i) {
+          ASSERT_NEAR(C[i], R[i], 1e-4) << m << "x" << n << " ta " << ta << " tb " << tb << " at " << i;
+          ASSERT_EQ(seen[i], 1) << m << "x" << n << " at " << i;
+        }
+      }
+  b.set_adaptive(true);  // back to an even start for the other tests
+  omp_set_num_threads(threads);
 }
 
 // The im2col + GEMM convolution layer against direct convolution, in float, over strides, padding and batch sizes

@@ -22,6 +22,7 @@ struct TrainConfig {
   double l1_activation = 0;     // L1 penalty on the outputs of activation layers (sparsity experiments)
   uint64_t seed = 0;
   int threads = 0;              // 0 = all cores
+  bool deterministic = false;   // even work split: bit-identical runs at any fixed thread count (see set_deterministic)
   bool diagnostics = true;      // per-layer dead units, sparsity, gradient norms, warnings
   bool stop_on_nonfinite = true;
   bool progress = false;        // a progress bar on stderr
@@ -49,6 +50,12 @@ struct EvalResult {
 
 // Sets the thread count for OpenMP and OpenBLAS (0 = all cores).
 void set_threads(int threads);
+// With more than one thread, a matrix product is split between the threads by their measured speed, so that a core
+// slowed by a neighbour on a shared host does less of it (the default). Where the split falls changes the rounding,
+// so two runs with the same seed can differ in the last bits. set_deterministic(true) splits evenly instead: runs
+// are then bit-identical at any fixed thread count. One thread is always bit-identical.
+void set_deterministic(bool on);
+bool deterministic();
 
 class Monitor;
 

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 
 namespace rectifier::kernels {
@@ -20,10 +21,68 @@ inline void gemm(bool ta, bool tb, int m, int n, int k, double alpha, const doub
               B, ldb, beta, C, ldc);
 }
 
+// How the threads of a parallel product share it. On a shared host one core can run a third slower than the other
+// for seconds at a time (its hardware twin busy with another guest); an even split then makes every product wait for
+// the slow core. The split follows each thread's measured speed instead: after every product, each thread's speed
+// relative to the others' (its block's size over its time) moves a running average, and the next product's blocks
+// are sized from it, so the threads finish together and the slow core does less. Where the blocks end changes
+// OpenBLAS's rounding: with more than one thread the last bits of a run depend on timing. set_adaptive(false)
+// (rectifier::set_deterministic(true)) splits evenly: bit-identical runs at a fixed thread count.
+class SplitBalance {
+ public:
+  static constexpr int kMax = 64;
+  SplitBalance() {
+    for (auto& s : speed_) s.store(1.0, std::memory_order_relaxed);
+  }
+  static SplitBalance& get() {  // the one pgemm uses
+    static SplitBalance b;
+    return b;
+  }
+  // bounds[0..nt]: nt contiguous blocks of [0, len), each a multiple of align but the last
+  void split(int len, int align, int nt, int* bounds) const {  // nt <= kMax
+    const int units = (len + align - 1) / align;
+    double total = 0, share[kMax];
+    for (int t = 0; t < nt; ++t) total += share[t] = speed_[t].load(std::memory_order_relaxed);  // all 1 while off
+    bounds[0] = 0;
+    double acc = 0;
+    for (int t = 0; t < nt; ++t) {
+      acc += share[t];
+      bounds[t + 1] = t + 1 == nt ? len : std::min(len, int(units * acc / total + 0.5) * align);
+    }
+  }
+  // After a product: work and seconds of each thread's block
+  void record(int nt, const double* work, const double* seconds) {
+    if (!adaptive() || nt > kMax) return;
+    double rate[kMax], sum = 0;
+    int measured = 0;
+    for (int t = 0; t < nt; ++t) {
+      rate[t] = work[t] > 0 && seconds[t] > 0 ? work[t] / seconds[t] : 0;
+      if (rate[t] > 0) sum += rate[t], ++measured;
+    }
+    if (measured < nt) return;  // a thread without work gives no comparison
+    for (int t = 0; t < nt; ++t) {
+      const double rel = std::clamp(rate[t] * nt / sum, 0.25, 4.0);
+      const double old = speed_[t].load(std::memory_order_relaxed);
+      speed_[t].store(old + kWeight * (rel - old), std::memory_order_relaxed);
+    }
+  }
+  bool adaptive() const { return on_.load(std::memory_order_relaxed); }
+  void set_adaptive(bool on) {
+    on_.store(on, std::memory_order_relaxed);
+    for (auto& s : speed_) s.store(1.0, std::memory_order_relaxed);
+  }
+
+ private:
+  static constexpr double kWeight = 0.2;  // a core's change of speed is followed within a few products
+  std::atomic<double> speed_[kMax];
+  std::atomic<bool> on_{true};
+};
+
 // C = alpha op(A) op(B) + beta C with the work split over the OpenMP threads by blocks of C's rows or columns (the
 // larger side), each block one single-threaded GEMM (OpenBLAS's OpenMP build runs single-threaded inside a parallel
-// region). For the batch-sized products of training this beats OpenBLAS's own threading, which barely scales on
-// them. After its block, a thread calls epilogue(row0, rows, col0, cols) while the block is still in cache.
+// region), sized by SplitBalance. For the batch-sized products of training this beats OpenBLAS's own threading,
+// which barely scales on them. After its block, a thread calls epilogue(row0, rows, col0, cols) while the block is
+// still in cache.
 template <class T, class Epilogue>
 void pgemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C, int ldc,
            Epilogue&& epilogue) {
@@ -35,21 +94,33 @@ void pgemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, 
   }
   const bool split_rows = m >= n;
   const int len = split_rows ? m : n, align = split_rows ? 4 : 16;
-#pragma omp parallel num_threads(threads)
+  const int nt = std::min(threads, SplitBalance::kMax);
+  int bounds[SplitBalance::kMax + 1];
+  double work[SplitBalance::kMax], seconds[SplitBalance::kMax];
+  SplitBalance& balance = SplitBalance::get();
+  balance.split(len, align, nt, bounds);
+  int ran = nt;  // threads the region got; with fewer than asked, blocks go round-robin and are not timed
+#pragma omp parallel num_threads(nt)
   {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int per = (len + nt - 1) / nt, step = (per + align - 1) / align * align;
-    const int lo = std::min(len, t * step), hi = std::min(len, lo + step);
-    if (hi > lo) {
-      if (split_rows) {
-        gemm(ta, tb, hi - lo, n, k, alpha, ta ? A + lo : A + size_t(lo) * lda, lda, B, ldb, beta, C + size_t(lo) * ldc, ldc);
-        epilogue(lo, hi - lo, 0, n);
-      } else {
-        gemm(ta, tb, m, hi - lo, k, alpha, A, lda, tb ? B + size_t(lo) * ldb : B + lo, ldb, beta, C + lo, ldc);
-        epilogue(0, m, lo, hi - lo);
+    const int got = omp_get_num_threads();
+    if (omp_get_thread_num() == 0) ran = got;
+    for (int b = omp_get_thread_num(); b < nt; b += got) {
+      const int lo = bounds[b], hi = bounds[b + 1];
+      const double t0 = omp_get_wtime();
+      if (hi > lo) {
+        if (split_rows) {
+          gemm(ta, tb, hi - lo, n, k, alpha, ta ? A + lo : A + size_t(lo) * lda, lda, B, ldb, beta, C + size_t(lo) * ldc, ldc);
+          epilogue(lo, hi - lo, 0, n);
+        } else {
+          gemm(ta, tb, m, hi - lo, k, alpha, A, lda, tb ? B + size_t(lo) * ldb : B + lo, ldb, beta, C + lo, ldc);
+          epilogue(0, m, lo, hi - lo);
+        }
       }
+      work[b] = hi - lo;
+      seconds[b] = omp_get_wtime() - t0;
     }
   }
+  if (ran == nt) balance.record(nt, work, seconds);
 }
 
 template <class T>
