@@ -70,6 +70,10 @@ void Monitor::begin_epoch() {
 }
 
 namespace {
+// Float sums run in kLanes independent lanes: several vectors of partial sums, so that the adds do not wait on one
+// another (a single vector accumulator made these loops latency-bound, three times slower).
+constexpr size_t kLanes = 32;
+
 // Sum and sum of squares, vectorised (the simd reduction lets the compiler reassociate) and split over threads.
 void moments(const float* x, size_t n, double& sum, double& sq) {
   double s = 0, ss = 0;
@@ -77,9 +81,17 @@ void moments(const float* x, size_t n, double& sum, double& sq) {
 #pragma omp parallel for reduction(+ : s, ss) schedule(static) if (n > 16384)
   for (long b = 0; b < blocks; ++b) {
     const size_t lo = size_t(b) * 4096, hi = std::min(n, lo + 4096);
+    float as[kLanes] = {}, ass[kLanes] = {};
+    size_t j = lo;
+    for (; j + kLanes <= hi; j += kLanes)
+#pragma omp simd
+      for (size_t k = 0; k < kLanes; ++k) {
+        as[k] += x[j + k];
+        ass[k] += x[j + k] * x[j + k];
+      }
     float fs = 0, fss = 0;
-#pragma omp simd reduction(+ : fs, fss)
-    for (size_t j = lo; j < hi; ++j) { fs += x[j]; fss += x[j] * x[j]; }
+    for (; j < hi; ++j) fs += x[j], fss += x[j] * x[j];
+    for (size_t k = 0; k < kLanes; ++k) fs += as[k], fss += ass[k];
     s += fs;
     ss += fss;
   }
@@ -92,9 +104,14 @@ double sum_squares(const float* x, size_t n) {
   double ss = 0;
   for (size_t lo = 0; lo < n; lo += 4096) {
     const size_t hi = std::min(n, lo + 4096);
+    float acc[kLanes] = {};
+    size_t j = lo;
+    for (; j + kLanes <= hi; j += kLanes)
+#pragma omp simd
+      for (size_t k = 0; k < kLanes; ++k) acc[k] += x[j + k] * x[j + k];
     float f = 0;
-#pragma omp simd reduction(+ : f)
-    for (size_t j = lo; j < hi; ++j) f += x[j] * x[j];
+    for (; j < hi; ++j) f += x[j] * x[j];
+    for (size_t k = 0; k < kLanes; ++k) f += acc[k];
     ss += f;
   }
   return ss;
@@ -262,7 +279,8 @@ std::optional<std::string> Monitor::after_backward() {
   return bad;
 }
 
-bool Monitor::wants_update_ratio() const { return step_ % cfg_.update_every == 1; }
+// Steps 1, 1 + N, 1 + 2N, ... (every step when N is 1)
+bool Monitor::wants_update_ratio() const { return step_ > 0 && (step_ - 1) % std::max(cfg_.update_every, 1) == 0; }
 
 void Monitor::before_step() {
   if (!wants_update_ratio()) return;

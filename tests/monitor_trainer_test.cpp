@@ -125,6 +125,49 @@ TEST(Monitor, CountsDeadUnitsAndSparsityByHand) {
   EXPECT_EQ(mon.warnings()[0].kind, "dying_relu");
 }
 
+// Gradient norms and update ratios against plain double sums, per tensor: a weight of 21,000 values (two of the
+// monitor's 16K pieces, neither a multiple of the vector lanes), a bias of 70 and tensors of 3, over two steps.
+TEST(Monitor, GradientNormsAndUpdateRatiosMatchPlainSums) {
+  Model<float> m = mlp("dense(70) relu dense(3)", {300});
+  const size_t n = m.num_params();
+  MonitorConfig cfg;
+  cfg.update_every = 1;
+  Monitor mon(m, cfg);
+  mon.begin_epoch();
+  Rng rng(11);
+  std::vector<double> norm_sum(m.num_layers() * 2, 0.0), ratio_sum(norm_sum.size(), 0.0);
+  for (int step = 0; step < 2; ++step) {
+    for (size_t i = 0; i < n; ++i) m.grads()[i] = float(rng.normal() * (step + 1));
+    ASSERT_FALSE(mon.after_backward());
+    mon.before_step();
+    std::vector<float> was(m.params(), m.params() + n);
+    for (size_t i = 0; i < n; ++i) m.params()[i] -= 0.01f * m.grads()[i];
+    mon.after_step();
+    size_t k = 0;
+    for (size_t l = 0; l < m.num_layers(); ++l)
+      for (const auto& p : m.layer(l).params()) {
+        const size_t off = size_t(p.grad - m.grads());
+        double g2 = 0, d2 = 0, w2 = 0;
+        for (size_t i = off; i < off + p.size(); ++i) {
+          g2 += double(m.grads()[i]) * m.grads()[i];
+          const double d = double(m.params()[i]) - double(was[i]);
+          d2 += d * d;
+          w2 += double(was[i]) * was[i];
+        }
+        norm_sum[k] += std::sqrt(g2);
+        ratio_sum[k] += std::sqrt(d2 / w2);
+        ++k;
+      }
+  }
+  const auto params = mon.end_epoch()["params"];
+  ASSERT_EQ(params.size(), 4u);
+  for (size_t k = 0; k < params.size(); ++k) {
+    const double norm = norm_sum[k] / 2, ratio = ratio_sum[k] / 2;
+    EXPECT_NEAR(params[k]["grad_norm"].get<double>(), norm, 1e-5 * norm) << params[k]["name"];
+    EXPECT_NEAR(params[k]["update_ratio"].get<double>(), ratio, 1e-5 * ratio) << params[k]["name"];
+  }
+}
+
 // Conv channels: a channel is dead only if zero at every position of every example; one that fires once, at the
 // last position of the last example of the second batch, is alive. Sparsity counts the batch's first 64K values
 // (here: 341 whole examples and 64 values of the next, all of channel 0).
