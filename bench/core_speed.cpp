@@ -1,7 +1,7 @@
 // How fast each core computes, over time: one thread pinned to each core runs independent multiply-add chains and
-// counts its rounds in windows of 200 ms. On a shared host the cores slow down independently of one another (a
-// hardware twin busy with another guest); this shows by how much and for how long, which is what decides how the
-// threads of a parallel product should share it (see SplitBalance in src/kernels/gemm.h and docs/benchmarks.md).
+// counts its rounds in windows of 200 ms. On a shared host the cores can slow down independently of one another
+// (presumably a hardware twin busy with another guest); this shows by how much and for how long, which decides how
+// the threads of a parallel product should share it (see SplitBalance in src/kernels/gemm.h and docs/benchmarks.md).
 // usage: core_speed [SECONDS]   prints one line per window (each core's rate relative to the best window seen on
 // any core) and a summary.
 #include <pthread.h>

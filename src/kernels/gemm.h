@@ -22,12 +22,13 @@ inline void gemm(bool ta, bool tb, int m, int n, int k, double alpha, const doub
 }
 
 // How the threads of a parallel product share it. On a shared host one core can run a third slower than the other
-// for seconds at a time (its hardware twin busy with another guest); an even split then makes every product wait for
-// the slow core. The split follows each thread's measured speed instead: after every product, each thread's speed
-// relative to the others' (its block's size over its time) moves a running average, and the next product's blocks
-// are sized from it, so the threads finish together and the slow core does less. Where the blocks end changes
-// OpenBLAS's rounding: with more than one thread the last bits of a run depend on timing. set_adaptive(false)
-// (rectifier::set_deterministic(true)) splits evenly: bit-identical runs at a fixed thread count.
+// for seconds at a time (presumably its hardware twin busy with another guest); an even split then makes every
+// product wait for the slow core. The split follows each thread's measured speed instead: after every product, each
+// thread's speed relative to the others' (its block's size over its time) moves a running average, and the next
+// product's blocks are sized from it, so the threads finish together and the slow core does less. Where the blocks
+// end changes OpenBLAS's rounding: with more than one thread the last bits of a run depend on timing.
+// set_adaptive(false) (rectifier::set_deterministic(true)) splits evenly: bit-identical runs at a fixed thread
+// count.
 class SplitBalance {
  public:
   static constexpr int kMax = 64;
