@@ -242,7 +242,7 @@ std::optional<std::string> Monitor::find_nonfinite_activation() const {
 template <class F>
 void Monitor::each_piece(F&& f) {
   const long np = long(pieces_.size());
-#pragma omp parallel for schedule(static) if (model_.num_params() > 65536)
+#pragma omp parallel for schedule(dynamic, 1) if (model_.num_params() > 65536)
   for (long k = 0; k < np; ++k) f(size_t(k), pieces_[size_t(k)].offset, pieces_[size_t(k)].size);
 }
 
