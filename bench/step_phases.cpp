@@ -1,7 +1,8 @@
 // Where a training step's time goes: the trainer's phases timed one by one over many steps on a synthetic batch of
 // 128 (forward, the monitor after forward, the loss, backward, the monitor after backward, the update with the
-// monitor's update ratio), as in src/trainer.cpp. The figures in docs/benchmarks.md, "What changed since run 9".
-// usage: step_phases [ARCH=784-256-128-10] [THREADS=2] [STEPS=2000] [--no-backup]
+// monitor's update ratio), as in src/trainer.cpp: the monitor's gradient figures taken in the optimizer's pass,
+// or with --unfused in passes of their own. The figures in docs/benchmarks.md, "What changed since run 9".
+// usage: step_phases [ARCH=784-256-128-10] [THREADS=2] [STEPS=2000] [--no-backup] [--unfused]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -19,9 +20,10 @@ using Clock = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
   std::vector<std::string> pos;
-  bool backup_on = true;
+  bool backup_on = true, fused = true;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--no-backup") == 0) backup_on = false;
+    else if (std::strcmp(argv[i], "--unfused") == 0) fused = false;
     else pos.emplace_back(argv[i]);
   }
   const std::string arch = pos.size() > 0 ? pos[0] : "784-256-128-10";
@@ -58,11 +60,13 @@ int main(int argc, char** argv) {
     const auto d = Clock::now();
     m.backward(dout.data(), n);
     const auto e = Clock::now();
-    (void)mon.after_backward();
+    StepStats* st = fused ? mon.prepare_step() : nullptr;
+    if (!st) (void)mon.after_backward();
     const auto f = Clock::now();
-    mon.before_step();
-    opt.step_and_clear(m.params(), m.grads(), 0.01, backup_on ? backup.data() : nullptr);
-    mon.after_step();
+    if (!st) mon.before_step();
+    opt.step_and_clear(m.params(), m.grads(), 0.01, backup_on ? backup.data() : nullptr, st);
+    if (st) (void)mon.after_fused_step();
+    else mon.after_step();
     const auto g = Clock::now();
     if (s < warmup) continue;
     const Clock::time_point at[7] = {a, b, c, d, e, f, g};
@@ -70,7 +74,8 @@ int main(int argc, char** argv) {
   }
   double total = 0;
   for (double v : t) total += v;
-  std::printf("%s, batch %d, %d threads, %d steps%s\n", arch.c_str(), n, threads, steps, backup_on ? "" : ", no last-good copy");
+  std::printf("%s, batch %d, %d threads, %d steps%s%s\n", arch.c_str(), n, threads, steps, backup_on ? "" : ", no last-good copy",
+              fused ? "" : ", the monitor's own passes");
   for (int k = 0; k < 6; ++k) std::printf("  %-24s %9.1f us  %5.1f%%\n", names[k], t[k] / steps * 1e6, 100 * t[k] / total);
   std::printf("  %-24s %9.1f us\n", "step", total / steps * 1e6);
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include "kernels/reduce.h"
 
 namespace rectifier {
 
@@ -53,6 +54,15 @@ Monitor::Monitor(Model<float>& model, MonitorConfig cfg) : model_(model), cfg_(c
   }
   piece_a_.resize(pieces_.size());
   piece_b_.resize(pieces_.size());
+  // The fused path needs the pieces to cover the flat parameters in order.
+  size_t next = 0;
+  fusable_ = true;
+  for (const auto& pc : pieces_) {
+    fusable_ = fusable_ && pc.offset == next;
+    next = pc.offset + pc.size;
+  }
+  fusable_ = fusable_ && next == model.num_params();
+  for (const auto& pc : pieces_) stats_.ranges.push_back({pc.offset, pc.size});
   hist_counts_.assign(size_t(cfg_.hist_bins), 0);
 }
 
@@ -70,9 +80,8 @@ void Monitor::begin_epoch() {
 }
 
 namespace {
-// Float sums run in kLanes independent lanes: several vectors of partial sums, so that the adds do not wait on one
-// another (a single vector accumulator made these loops latency-bound, three times slower).
-constexpr size_t kLanes = 32;
+using kernels::kLanes;
+using kernels::sum_squares;
 
 // Sum and sum of squares, vectorised (the simd reduction lets the compiler reassociate) and split over threads.
 void moments(const float* x, size_t n, double& sum, double& sq) {
@@ -97,24 +106,6 @@ void moments(const float* x, size_t n, double& sum, double& sq) {
   }
   sum = s;
   sq = ss;
-}
-
-// Sum of squares of one piece, serial (called inside the monitor's own parallel loops: no nested region).
-double sum_squares(const float* x, size_t n) {
-  double ss = 0;
-  for (size_t lo = 0; lo < n; lo += 4096) {
-    const size_t hi = std::min(n, lo + 4096);
-    float acc[kLanes] = {};
-    size_t j = lo;
-    for (; j + kLanes <= hi; j += kLanes)
-#pragma omp simd
-      for (size_t k = 0; k < kLanes; ++k) acc[k] += x[j + k] * x[j + k];
-    float f = 0;
-    for (; j < hi; ++j) f += x[j] * x[j];
-    for (size_t k = 0; k < kLanes; ++k) f += acc[k];
-    ss += f;
-  }
-  return ss;
 }
 
 constexpr size_t kMomentSample = size_t(1) << 16;
@@ -246,7 +237,7 @@ void Monitor::each_piece(F&& f) {
   for (long k = 0; k < np; ++k) f(size_t(k), pieces_[size_t(k)].offset, pieces_[size_t(k)].size);
 }
 
-double Monitor::sum_pieces(const ParamStat& p, const std::vector<double>& v) const {
+double Monitor::sum_pieces(const ParamStat& p, const double* v) const {
   double sum = 0;
   for (size_t k = p.piece0; k < p.piece0 + p.pieces; ++k) sum += v[k];
   return sum;
@@ -257,15 +248,43 @@ std::optional<std::string> Monitor::after_backward() {
   // Sum of squares of every gradient piece, in one parallel loop.
   const float* grads = model_.grads();
   each_piece([&](size_t k, size_t off, size_t size) { piece_a_[k] = sum_squares(grads + off, size); });
+  return account_gradients(piece_a_.data(), nullptr);
+}
+
+StepStats* Monitor::prepare_step() {
+  if (!fusable_) return nullptr;
+  ++step_;
+  stats_.ratio = wants_update_ratio();
+  return &stats_;
+}
+
+std::optional<std::string> Monitor::after_fused_step() {
+  auto bad = account_gradients(stats_.grad_ss.data(), &stats_);
+  if (stats_.ratio) account_ratios(stats_.update_ss.data(), stats_.weight_ss.data());
+  return bad;
+}
+
+std::optional<std::string> Monitor::account_gradients(const double* piece_ss, const StepStats* fused) {
   double total = 0;
   std::optional<std::string> bad;
+  const float* grads = model_.grads();
   for (auto& p : params_) {
-    const double ss = sum_pieces(p, piece_a_);
+    const double ss = sum_pieces(p, piece_ss);
     const double norm = std::sqrt(ss);
     if (!std::isfinite(norm) && !bad) {
-      size_t at = 0;
-      while (at < p.size && std::isfinite(p.grad[at])) ++at;
-      bad = "the gradient of tensor '" + p.name + "' is " + (at < p.size && std::isnan(p.grad[at]) ? "NaN" : "infinite") +
+      // The first non-finite element: from the fused pass (the gradient is cleared by now), or looked up.
+      const size_t base = size_t(p.grad - grads);
+      size_t at = p.size;
+      bool nan = false;
+      if (fused) {
+        for (size_t k = p.piece0; k < p.piece0 + p.pieces && at == p.size; ++k)
+          if (fused->first_bad[k] != SIZE_MAX) at = fused->first_bad[k] - base, nan = fused->first_bad_nan[k];
+      } else {
+        at = 0;
+        while (at < p.size && std::isfinite(p.grad[at])) ++at;
+        nan = at < p.size && std::isnan(p.grad[at]);
+      }
+      bad = "the gradient of tensor '" + p.name + "' is " + (nan ? "NaN" : "infinite") +
             (at < p.size ? " at element " + std::to_string(at) : " (its norm overflows)");
     }
     p.norm_sum += norm;
@@ -305,8 +324,12 @@ void Monitor::after_step() {
     piece_a_[k] = du;
     piece_b_[k] = w;
   });
+  account_ratios(piece_a_.data(), piece_b_.data());
+}
+
+void Monitor::account_ratios(const double* update_ss, const double* weight_ss) {
   for (auto& p : params_) {
-    const double du = sum_pieces(p, piece_a_), w = sum_pieces(p, piece_b_);
+    const double du = sum_pieces(p, update_ss), w = sum_pieces(p, weight_ss);
     if (w > 0) { p.ratio_sum += std::sqrt(du / w); ++p.ratio_n; }
   }
 }

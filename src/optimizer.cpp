@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
+#include "kernels/reduce.h"
 
 namespace rectifier {
 
@@ -141,17 +142,17 @@ RECTIFIER_ONE_PASS void rmsprop_block(T* __restrict p, T* __restrict g, T* __res
 
 template <class T>
 void Optimizer<T>::step(T* p, const T* g, double lr, T* backup) {
-  run<false>(p, const_cast<T*>(g), lr, backup);  // Z = false: g is only read
+  run<false>(p, const_cast<T*>(g), lr, backup, nullptr);  // Z = false: g is only read
 }
 
 template <class T>
-void Optimizer<T>::step_and_clear(T* p, T* g, double lr, T* backup) {
-  run<true>(p, g, lr, backup);
+void Optimizer<T>::step_and_clear(T* p, T* g, double lr, T* backup, StepStats* stats) {
+  run<true>(p, g, lr, backup, stats);
 }
 
 template <class T>
 template <bool Z>
-void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup) {
+void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
   ++t_;
   const T lr = T(lr_d), wd = T(cfg_.weight_decay);
   T* m = m_.data();
@@ -161,8 +162,47 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup) {
   // std::bool_constant: whether to keep the backup.
   auto each = [&](auto&& f) {
     auto run = [&](auto B) {
+      if (!stats) {
 #pragma omp parallel for schedule(static) if (n > 32768)
-      for (long b = 0; b < n; b += 4096) f(B, b, std::min(n, b + 4096) - b);
+        for (long b = 0; b < n; b += 4096) f(B, b, std::min(n, b + 4096) - b);
+        return;
+      }
+      // The monitor's ranges, each a thread's at a time (they differ in size: dynamic), in blocks of 4096 from the
+      // range's start; each block's figures are taken while it is in L1: g before f clears it, p before and after.
+      StepStats& st = *stats;
+      const long nr = long(st.ranges.size());
+      st.grad_ss.assign(size_t(nr), 0.0);
+      st.first_bad.assign(size_t(nr), SIZE_MAX);
+      st.first_bad_nan.assign(size_t(nr), 0);
+      if (st.ratio) st.update_ss.assign(size_t(nr), 0.0), st.weight_ss.assign(size_t(nr), 0.0);
+#pragma omp parallel for schedule(dynamic, 1) if (n > 32768)
+      for (long r = 0; r < nr; ++r) {
+        const auto [off, size] = st.ranges[size_t(r)];
+        double gs = 0, du = 0, w = 0;
+        T before[4096];
+        for (size_t b = off; b < off + size; b += 4096) {
+          const size_t k = std::min(off + size, b + 4096) - b;
+          const double s = kernels::sum_squares(g + b, k);
+          if (!std::isfinite(s) && st.first_bad[size_t(r)] == SIZE_MAX)
+            for (size_t j = b; j < b + k; ++j)
+              if (!std::isfinite(g[j])) {
+                st.first_bad[size_t(r)] = j;
+                st.first_bad_nan[size_t(r)] = std::isnan(g[j]);
+                break;
+              }
+          gs += s;
+          if (st.ratio) std::copy(p + b, p + b + k, before);
+          f(B, long(b), long(k));
+          if (st.ratio)
+            for (size_t j = 0; j < k; ++j) {
+              const double d = double(p[b + j]) - double(before[j]);
+              du += d * d;
+              w += double(before[j]) * double(before[j]);
+            }
+        }
+        st.grad_ss[size_t(r)] = gs;
+        if (st.ratio) st.update_ss[size_t(r)] = du, st.weight_ss[size_t(r)] = w;
+      }
     };
     if (backup) run(std::true_type{});
     else run(std::false_type{});

@@ -194,15 +194,22 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
           if (auto where = monitor->find_nonfinite_activation()) *bad += "; " + *where;
       }
       if (!bad) model.backward(dout.data(), n, l1_hook);  // the grads are zero: the last step cleared them
-      if (!bad && monitor) bad = monitor->after_backward();
-      if (bad && cfg.stop_on_nonfinite) {
+      // Without clipping, the monitor's gradient norms, non-finite check and update ratios are taken in the
+      // optimizer's own pass (Monitor::prepare_step); the check then comes after the update, which is undone.
+      StepStats* fused = !bad && monitor && cfg.clip_norm <= 0 ? monitor->prepare_step() : nullptr;
+      if (!bad && monitor && !fused) bad = monitor->after_backward();
+      // Stops on a non-finite value: `updated` when this step's update already ran (the fused check).
+      auto stop_here = [&](bool updated) {
         progress.finish();
         result.stopped_nonfinite = true;
         result.nonfinite_message = "non-finite value at step " + std::to_string(step + 1) + " (epoch " +
                                    std::to_string(epoch) + "): " + *bad;
-        // The current weights are the last good ones unless the last update made them non-finite.
         long kept = step;
-        if (auto where = nonfinite_param(model)) {
+        if (updated) {  // last_good holds the weights before this update: after step `step`
+          std::memcpy(model.params(), last_good.data(), sizeof(float) * model.num_params());
+          if (auto where = nonfinite_param(model)) result.nonfinite_message += "; " + *where;
+        } else if (auto where = nonfinite_param(model)) {
+          // The current weights are the last good ones unless the last update made them non-finite.
           result.nonfinite_message += "; " + *where;
           if (step > 0) {
             std::memcpy(model.params(), last_good.data(), sizeof(float) * model.num_params());
@@ -211,12 +218,18 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
         }
         result.nonfinite_message += "; the weights after step " + std::to_string(kept) + ", the last good ones, are kept";
         return result;
-      }
+      };
+      if (bad && cfg.stop_on_nonfinite) return stop_here(false);
       if (cfg.clip_norm > 0) clip_grad_norm(model.grads(), model.num_params(), cfg.clip_norm);
       lr = cfg.schedule.lr_at(cfg.optimizer.lr, double(epoch - 1) + double(b) / double(steps_per_epoch), cfg.epochs);
-      if (monitor) monitor->before_step();
-      opt.step_and_clear(model.params(), model.grads(), lr, cfg.stop_on_nonfinite ? last_good.data() : nullptr);
-      if (monitor) monitor->after_step();
+      if (monitor && !fused) monitor->before_step();
+      opt.step_and_clear(model.params(), model.grads(), lr, cfg.stop_on_nonfinite ? last_good.data() : nullptr, fused);
+      if (fused) {
+        bad = monitor->after_fused_step();
+        if (bad && cfg.stop_on_nonfinite) return stop_here(true);
+      } else if (monitor) {
+        monitor->after_step();
+      }
       ++step;
       loss_sum += r.loss * n;
       correct += size_t(r.correct);

@@ -1,6 +1,7 @@
 // The trainer (learning, determinism, non-finite stop) and the monitor's counters and warnings.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include "rectifier/monitor.h"
 #include "rectifier/trainer.h"
@@ -43,6 +44,57 @@ TEST(Trainer, SameSeedOneThreadIsBitIdentical) {
   ASSERT_EQ(a.size(), b.size());
   EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0);
   EXPECT_NE(std::memcmp(a.data(), c.data(), a.size() * 4), 0);
+}
+
+// With a monitor and no clipping the trainer takes the monitor's figures in the optimizer's pass; a clip norm too
+// large to clip sends it through the monitor's own passes. One thread, one seed: the same weights, bit for bit, and
+// the same diagnostics (update ratios within rounding).
+TEST(Trainer, FusedMonitorStepTrainsAsTheUnfusedOne) {
+  DataSplit d = load_data("spirals:600");
+  auto run = [&](double clip, std::vector<float>& w) {
+    Model<float> m = mlp("dense(64) relu dense(64) relu dense(3)", {2}, 7);
+    Monitor mon(m, MonitorConfig{});
+    TrainConfig c;
+    c.epochs = 2;
+    c.batch = 32;
+    c.threads = 1;
+    c.clip_norm = clip;
+    std::vector<EpochMetrics> ms;
+    train(m, d, c, [&](const EpochMetrics& e) { ms.push_back(e); }, &mon);
+    w.assign(m.params(), m.params() + m.num_params());
+    return ms.back().diagnostics;
+  };
+  std::vector<float> wf, wu;
+  const auto fused = run(0, wf), own = run(1e30, wu);
+  ASSERT_EQ(wf.size(), wu.size());
+  EXPECT_EQ(std::memcmp(wf.data(), wu.data(), wf.size() * 4), 0);
+  EXPECT_EQ(fused["grad_norm"].get<double>(), own["grad_norm"].get<double>());
+  for (size_t k = 0; k < fused["params"].size(); ++k) {
+    EXPECT_EQ(fused["params"][k]["grad_norm"].get<double>(), own["params"][k]["grad_norm"].get<double>()) << k;
+    const double rf = fused["params"][k]["update_ratio"].get<double>(), ru = own["params"][k]["update_ratio"].get<double>();
+    EXPECT_NEAR(rf, ru, 1e-9 * ru) << k;
+  }
+  // A gradient that goes NaN while the loss is finite (init gain 1e9, MSE): the fused check comes after the update
+  // and undoes it; both paths stop at the same step with the same message and keep the same weights.
+  auto explode = [&](double clip, std::vector<float>& w) {
+    InitSpec init;
+    init.gain = 1e9;
+    Model<float> m = mlp("dense(64) relu dense(64) relu dense(3)", {2}, 7, init);
+    Monitor mon(m, MonitorConfig{});
+    TrainConfig c;
+    c.epochs = 1;
+    c.threads = 1;
+    c.loss = LossKind::mse;
+    c.clip_norm = clip;
+    const TrainResult r = train(m, d, c, {}, &mon);
+    w.assign(m.params(), m.params() + m.num_params());
+    return r;
+  };
+  const TrainResult rf = explode(0, wf), ru = explode(1e30, wu);
+  ASSERT_TRUE(rf.stopped_nonfinite);
+  EXPECT_NE(rf.nonfinite_message.find("gradient of tensor"), std::string::npos) << rf.nonfinite_message;
+  EXPECT_EQ(rf.nonfinite_message, ru.nonfinite_message);
+  EXPECT_EQ(std::memcmp(wf.data(), wu.data(), wf.size() * 4), 0);
 }
 
 TEST(Trainer, ShouldStopEndsTrainingAfterThatStep) {
@@ -166,6 +218,55 @@ TEST(Monitor, GradientNormsAndUpdateRatiosMatchPlainSums) {
     EXPECT_NEAR(params[k]["grad_norm"].get<double>(), norm, 1e-5 * norm) << params[k]["name"];
     EXPECT_NEAR(params[k]["update_ratio"].get<double>(), ratio, 1e-5 * ratio) << params[k]["name"];
   }
+}
+
+// The fused path (prepare_step, the optimizer's pass, after_fused_step) against the monitor's own passes
+// (after_backward, before_step, after_step) on identical models: the same gradient norms bit for bit, update ratios
+// within rounding, and the same message for a NaN in the gradient.
+TEST(Monitor, FusedStepGivesTheSameFiguresAsItsOwnPasses) {
+  Model<float> a = mlp("dense(70) relu dense(3)", {300}), b = mlp("dense(70) relu dense(3)", {300});
+  const size_t n = a.num_params();
+  MonitorConfig cfg;
+  cfg.update_every = 2;  // steps 1 and 3 measure the ratio
+  Monitor ma(a, cfg), mb(b, cfg);
+  ma.begin_epoch();
+  mb.begin_epoch();
+  OptimizerConfig oc;
+  oc.momentum = 0.9;
+  Optimizer<float> oa(oc, n), ob(oc, n);
+  Rng rng(5);
+  for (int step = 0; step < 3; ++step) {
+    for (size_t i = 0; i < n; ++i) a.grads()[i] = b.grads()[i] = float(rng.normal());
+    ASSERT_FALSE(ma.after_backward());
+    ma.before_step();
+    oa.step_and_clear(a.params(), a.grads(), 0.01);
+    ma.after_step();
+    StepStats* st = mb.prepare_step();
+    ASSERT_NE(st, nullptr);
+    ob.step_and_clear(b.params(), b.grads(), 0.01, nullptr, st);
+    ASSERT_FALSE(mb.after_fused_step());
+    ASSERT_EQ(std::memcmp(a.params(), b.params(), n * 4), 0);
+  }
+  const auto ja = ma.end_epoch(), jb = mb.end_epoch();
+  for (size_t k = 0; k < ja["params"].size(); ++k) {
+    EXPECT_EQ(ja["params"][k]["grad_norm"].get<double>(), jb["params"][k]["grad_norm"].get<double>()) << k;
+    const double ra = ja["params"][k]["update_ratio"].get<double>(), rb = jb["params"][k]["update_ratio"].get<double>();
+    EXPECT_NEAR(ra, rb, 1e-12 * ra) << k;
+  }
+  EXPECT_EQ(ja["grad_norm"].get<double>(), jb["grad_norm"].get<double>());
+  EXPECT_EQ(ja["grad_norm_max"].get<double>(), jb["grad_norm_max"].get<double>());
+  // A NaN at element 40 of the first weight, an infinity at element 3 of the second: both paths name the first.
+  for (size_t i = 0; i < n; ++i) a.grads()[i] = b.grads()[i] = 0.5f;
+  const size_t w2 = size_t(a.layer(2).params()[0].grad - a.grads());
+  a.grads()[40] = b.grads()[40] = std::nanf("");
+  a.grads()[w2 + 3] = b.grads()[w2 + 3] = INFINITY;
+  const auto bad_a = ma.after_backward();
+  StepStats* st = mb.prepare_step();
+  ob.step_and_clear(b.params(), b.grads(), 0.01, nullptr, st);
+  const auto bad_b = mb.after_fused_step();
+  ASSERT_TRUE(bad_a && bad_b);
+  EXPECT_EQ(*bad_a, *bad_b);
+  EXPECT_NE(bad_a->find("'0.weight' is NaN at element 40"), std::string::npos) << *bad_a;
 }
 
 // Conv channels: a channel is dead only if zero at every position of every example; one that fires once, at the

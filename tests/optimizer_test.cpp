@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <vector>
+#include "kernels/reduce.h"
 #include "rectifier/optimizer.h"
 
 namespace rectifier {
@@ -113,28 +114,93 @@ TEST(Schedule, ConstantStepCosineWarmup) {
 
 // step_and_clear: the same update, bit for bit, for every rule (with and without the backup), and the gradient
 // left zero.
-TEST(Optimizer, StepAndClearUpdatesAsStepAndZeroesTheGradient) {
+// f(config, name, momentum) for every rule, with and without momentum, all with weight decay.
+template <class F>
+void for_every_rule(F&& f) {
   for (const char* name : {"sgd", "adam", "adamw", "rmsprop"})
     for (double mu : {0.0, 0.9}) {
       OptimizerConfig c;
       c.kind = *parse_optimizer(name);
       c.momentum = mu;
       c.weight_decay = 0.01;
-      const size_t n = 70000;  // several blocks, split over the threads
-      std::vector<float> p(n), q(n), g(n), h(n), bp(n), bq(n);
-      for (size_t i = 0; i < n; ++i) p[i] = q[i] = float(i % 17) * 0.1f - 0.8f;
-      Optimizer<float> a(c, n), b(c, n);
-      for (int s = 0; s < 3; ++s) {
-        for (size_t i = 0; i < n; ++i) g[i] = h[i] = float((i * 7 + size_t(s)) % 13) * 0.05f - 0.3f;
-        a.step(p.data(), g.data(), 0.01, bp.data());
-        b.step_and_clear(q.data(), h.data(), 0.01, s == 1 ? nullptr : bq.data());
-        ASSERT_EQ(std::memcmp(p.data(), q.data(), n * 4), 0) << name << " mu=" << mu << " step " << s;
-        for (size_t i = 0; i < n; ++i) ASSERT_EQ(h[i], 0.0f) << name << " at " << i;
-        if (s != 1) {
-          ASSERT_EQ(std::memcmp(bp.data(), bq.data(), n * 4), 0) << name;
-        }
+      f(c, name, mu);
+    }
+}
+
+TEST(Optimizer, StepAndClearUpdatesAsStepAndZeroesTheGradient) {
+  for_every_rule([](const OptimizerConfig& c, const char* name, double mu) {
+    const size_t n = 70000;  // several blocks, split over the threads
+    std::vector<float> p(n), q(n), g(n), h(n), bp(n), bq(n);
+    for (size_t i = 0; i < n; ++i) p[i] = q[i] = float(i % 17) * 0.1f - 0.8f;
+    Optimizer<float> a(c, n), b(c, n);
+    for (int s = 0; s < 3; ++s) {
+      for (size_t i = 0; i < n; ++i) g[i] = h[i] = float((i * 7 + size_t(s)) % 13) * 0.05f - 0.3f;
+      a.step(p.data(), g.data(), 0.01, bp.data());
+      b.step_and_clear(q.data(), h.data(), 0.01, s == 1 ? nullptr : bq.data());
+      ASSERT_EQ(std::memcmp(p.data(), q.data(), n * 4), 0) << name << " mu=" << mu << " step " << s;
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(h[i], 0.0f) << name << " at " << i;
+      if (s != 1) {
+        ASSERT_EQ(std::memcmp(bp.data(), bq.data(), n * 4), 0) << name;
       }
     }
+  });
+}
+
+// The monitor's figures taken in the update's pass (StepStats): the update itself as without them, for every rule;
+// each range's gradient sum of squares the same bits as kernels::sum_squares over the range (the monitor's own
+// pass), the update and weight sums as plain double sums; and the first non-finite gradient element of a range.
+TEST(Optimizer, StepStatsTakenInTheUpdatesPass) {
+  for_every_rule([](const OptimizerConfig& c, const char* name, double mu) {
+    const size_t n = 70011;
+    StepStats st;
+    for (size_t off = 0; off < n;) {  // ranges of 16384, 10, 5000, ... : below, at and above one block of 4096
+      const size_t size = std::min(n - off, off % 3 == 0 ? size_t(16384) : off % 3 == 1 ? size_t(10) : size_t(5000));
+      st.ranges.push_back({off, size});
+      off += size;
+    }
+    std::vector<float> p(n), q(n), g(n), h(n), bp(n), bq(n);
+    for (size_t i = 0; i < n; ++i) p[i] = q[i] = float(i % 17) * 0.1f - 0.8f;
+    Optimizer<float> a(c, n), b(c, n);
+    for (int s = 0; s < 3; ++s) {
+      for (size_t i = 0; i < n; ++i) g[i] = h[i] = float((i * 7 + size_t(s)) % 13) * 0.05f - 0.3f;
+      st.ratio = s != 1;
+      const std::vector<float> before(q);
+      a.step_and_clear(p.data(), g.data(), 0.01, bp.data());
+      b.step_and_clear(q.data(), h.data(), 0.01, bq.data(), &st);
+      ASSERT_EQ(std::memcmp(p.data(), q.data(), n * 4), 0) << name << " mu=" << mu << " step " << s;
+      ASSERT_EQ(std::memcmp(bp.data(), bq.data(), n * 4), 0) << name;
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(h[i], 0.0f) << name << " at " << i;
+      std::vector<float> grad(n);
+      for (size_t i = 0; i < n; ++i) grad[i] = float((i * 7 + size_t(s)) % 13) * 0.05f - 0.3f;
+      ASSERT_EQ(st.grad_ss.size(), st.ranges.size());
+      for (size_t r = 0; r < st.ranges.size(); ++r) {
+        const auto [off, size] = st.ranges[r];
+        EXPECT_EQ(st.grad_ss[r], kernels::sum_squares(grad.data() + off, size)) << name << " range " << r;
+        EXPECT_EQ(st.first_bad[r], SIZE_MAX);
+        if (!st.ratio) continue;
+        double du = 0, w = 0;
+        for (size_t i = off; i < off + size; ++i) {
+          du += (double(q[i]) - double(before[i])) * (double(q[i]) - double(before[i]));
+          w += double(before[i]) * double(before[i]);
+        }
+        EXPECT_NEAR(st.update_ss[r], du, 1e-12 * du + 1e-300) << name << " range " << r;
+        EXPECT_NEAR(st.weight_ss[r], w, 1e-12 * w) << name << " range " << r;
+      }
+    }
+    // A NaN in the third range and an infinity in the fifth: found, each its range's first.
+    for (size_t i = 0; i < n; ++i) h[i] = 0.1f;
+    const size_t at_nan = st.ranges[2].first + 7, at_inf = st.ranges[4].first + 4500;
+    h[at_nan] = std::nanf("");
+    h[at_inf] = -INFINITY;
+    h[at_inf + 1] = std::nanf("");
+    b.step_and_clear(q.data(), h.data(), 0.01, bq.data(), &st);
+    EXPECT_EQ(st.first_bad[2], at_nan);
+    EXPECT_EQ(st.first_bad_nan[2], 1);
+    EXPECT_EQ(st.first_bad[4], at_inf);
+    EXPECT_EQ(st.first_bad_nan[4], 0);
+    EXPECT_EQ(st.first_bad[3], SIZE_MAX);
+    EXPECT_TRUE(std::isnan(st.grad_ss[2]));
+  });
 }
 
 }  // namespace rectifier

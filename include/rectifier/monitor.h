@@ -8,6 +8,7 @@
 #include <vector>
 #include <nlohmann/json.hpp>
 #include "rectifier/model.h"
+#include "rectifier/optimizer.h"
 
 namespace rectifier {
 
@@ -40,6 +41,12 @@ class Monitor {
   bool wants_update_ratio() const;
   void before_step();
   void after_step();
+  // The fused path, in place of after_backward, before_step and after_step (the trainer's, without gradient
+  // clipping): prepare_step counts the step and returns what to ask of the optimizer's step_and_clear (null if the
+  // model's parameters are not one contiguous run); after_fused_step takes its figures. Same norms (same bits),
+  // the same non-finite check and message, update ratios within rounding; no passes of their own.
+  StepStats* prepare_step();
+  std::optional<std::string> after_fused_step();
   // The epoch's figures and warnings as JSON; also kept for warnings().
   nlohmann::json end_epoch();
   const std::vector<Warning>& warnings() const { return warnings_; }
@@ -84,9 +91,15 @@ class Monitor {
   std::vector<Piece> pieces_;
   std::vector<double> piece_a_, piece_b_;
   template <class F> void each_piece(F&& f);  // f(piece index, offset, size), in parallel
-  // The sum of one parameter's per-piece slots of v (piece_a_ or piece_b_), in piece order.
-  double sum_pieces(const ParamStat& p, const std::vector<double>& v) const;
+  // The sum of one parameter's per-piece slots of v (one double per piece), in piece order.
+  double sum_pieces(const ParamStat& p, const double* v) const;
   std::vector<float> before_;
+  StepStats stats_;    // the fused path's request and answers (ranges = the pieces)
+  bool fusable_ = false;
+  // The bookkeeping both paths share: gradient norms and the non-finite check from per-piece sums (fused: the
+  // first non-finite element per piece comes from the fused pass; null: looked up in the gradient), update ratios.
+  std::optional<std::string> account_gradients(const double* piece_ss, const StepStats* fused);
+  void account_ratios(const double* update_ss, const double* weight_ss);
   long batch_ = 0, step_ = 0;
   int last_n_ = 0;  // examples in the last forward
   double total_norm_sum_ = 0, total_norm_max_ = 0, prev_total_mean_ = 0;

@@ -1,9 +1,12 @@
 // Optimizers over the model's flat parameter block, learning-rate schedules and gradient clipping.
 // Update rules follow PyTorch's torch.optim exactly (weight decay, dampening 0, bias correction).
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 #include "rectifier/tensor.h"
 
 namespace rectifier {
@@ -23,6 +26,17 @@ struct OptimizerConfig {
 std::optional<OptKind> parse_optimizer(std::string_view name);
 std::string optimizer_name(OptKind k);
 
+// What the training monitor wants from one step, taken in the update's own pass so that it needs no pass of its own
+// over the gradients and weights (Monitor::prepare_step fills the request, Monitor::after_fused_step reads it).
+struct StepStats {
+  std::vector<std::pair<size_t, size_t>> ranges;  // (offset, size), covering the parameters in order
+  bool ratio = false;                             // also the squared sizes of the update and of the weights
+  std::vector<double> grad_ss;                    // per range: the gradient's sum of squares, before it is cleared
+  std::vector<double> update_ss, weight_ss;       // per range, with ratio: sum (p after - p before)^2, sum p before^2
+  std::vector<size_t> first_bad;                  // per range: the first non-finite gradient element, or SIZE_MAX
+  std::vector<uint8_t> first_bad_nan;             // per range: whether that element was NaN (else infinite)
+};
+
 template <class T>
 class Optimizer {
  public:
@@ -30,8 +44,10 @@ class Optimizer {
   // One step with learning rate lr: p (n) updated in place from g (n). g is read-only. If backup is not null it
   // receives the values p had before the step (in the same pass: the trainer's "last good weights").
   void step(T* p, const T* g, double lr, T* backup = nullptr);
-  // The same, then g zeroed in the same pass (the next backward's zero_grad, without a pass of its own).
-  void step_and_clear(T* p, T* g, double lr, T* backup = nullptr);
+  // The same, then g zeroed in the same pass (the next backward's zero_grad, without a pass of its own). With
+  // stats, also fills stats' figures for its ranges in that pass (kernels::sum_squares per block of 4096 from each
+  // range's start: the same bits as the monitor's own pass).
+  void step_and_clear(T* p, T* g, double lr, T* backup = nullptr, StepStats* stats = nullptr);
   const OptimizerConfig& config() const { return cfg_; }
   long steps() const { return t_; }
 
@@ -41,7 +57,7 @@ class Optimizer {
   long t_ = 0;
   Buffer<T> m_, v_;  // momentum / first moment, second moment
   template <bool Z>
-  void run(T* p, T* g, double lr, T* backup);
+  void run(T* p, T* g, double lr, T* backup, StepStats* stats);
 };
 
 // Scales g so its L2 norm is at most max_norm (no-op for max_norm <= 0). Returns the norm before clipping.
