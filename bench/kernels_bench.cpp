@@ -11,6 +11,7 @@
 #include "rectifier/monitor.h"
 #include "rectifier/optimizer.h"
 #include "rectifier/trainer.h"
+#include "train_step.h"
 
 using namespace rectifier;
 
@@ -141,28 +142,11 @@ void BM_MlpBatch1(benchmark::State& s) {
 }
 BENCHMARK(BM_MlpBatch1)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
-// One training step of the reference MLP or CNN at batch 128, with and without the monitor: the cost of diagnostics.
+// One training step of the reference MLP or CNN at batch 128, as the trainer runs it (bench/train_step.h), with and
+// without the monitor: the cost of diagnostics.
 void BM_TrainStep(benchmark::State& s, const char* arch, bool diagnostics) {
-  Model<float> m = make(arch, {1, 28, 28});
-  const int n = 128;
-  m.reserve(n);
-  Buffer<float> x(size_t(n) * 784), dout(size_t(n) * 10), backup(m.num_params());
-  for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 255) / 255.0f;
-  std::vector<int32_t> y(n);
-  for (int i = 0; i < n; ++i) y[size_t(i)] = i % 10;
-  Optimizer<float> opt(OptimizerConfig{}, m.num_params());
-  Monitor mon(m);
-  mon.begin_epoch();
-  m.zero_grad();
-  for (auto _ : s) {
-    const float* out = m.forward(x.data(), n, true);
-    if (diagnostics) mon.after_forward(n);
-    loss_forward_backward<float>(LossKind::cross_entropy, out, y.data(), n, 10, dout.data());
-    m.backward(dout.data(), n);  // as the trainer: the last step cleared the gradients
-    if (diagnostics) { mon.after_backward(); mon.before_step(); }
-    opt.step_and_clear(m.params(), m.grads(), 0.01, backup.data());
-    if (diagnostics) mon.after_step();
-  }
+  bench::TrainStep step(arch, diagnostics);
+  for (auto _ : s) step.run();
 }
 BENCHMARK_CAPTURE(BM_TrainStep, mlp_plain, "784-256-128-10", false)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_TrainStep, mlp_diagnostics, "784-256-128-10", true)->UseRealTime()->Unit(benchmark::kMicrosecond);

@@ -1,0 +1,89 @@
+// One training step as src/trainer.cpp runs it, on a synthetic batch of 128 images of 28x28: forward, the monitor
+// after forward, the loss, backward, then SGD with momentum and the last-good copy, with the monitor's gradient
+// figures taken in the optimizer's pass (or, unfused, in the monitor's own passes). The step benchmarks of
+// kernels_bench (BM_TrainStep) and step_phases both run this.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+#include "rectifier/activation.h"
+#include "rectifier/loss.h"
+#include "rectifier/monitor.h"
+#include "rectifier/optimizer.h"
+
+namespace rectifier::bench {
+
+// The phases of a step, in order; run() calls mark(phase) as each one ends.
+enum Phase { kForward, kAfterForward, kLoss, kBackward, kAfterBackward, kUpdate, kPhases };
+inline const char* const kPhaseNames[kPhases] = {"forward", "monitor after forward", "loss", "backward",
+                                                 "monitor after backward", "update (+ update ratio)"};
+
+inline Model<float> reference_model(const std::string& arch) {
+  const Shape in{1, 28, 28};
+  ArchContext ctx{in, 10, *parse_activation("relu")};
+  Model<float> m(parse_arch(arch, ctx), in);
+  m.init(InitSpec{}, 0);
+  return m;
+}
+
+inline OptimizerConfig reference_sgd() {
+  OptimizerConfig c;
+  c.lr = 0.01;
+  c.momentum = 0.9;
+  return c;
+}
+
+class TrainStep {
+ public:
+  static constexpr int kBatch = 128;
+  // diagnostics: run the monitor; fused: its gradient figures in the optimizer's pass (the trainer's way without
+  // clipping); backup: keep the last-good copy (the trainer's default).
+  explicit TrainStep(const std::string& arch, bool diagnostics = true, bool fused = true, bool backup = true)
+      : m_(reference_model(arch)), opt_(reference_sgd(), m_.num_params()), mon_(m_), diagnostics_(diagnostics),
+        fused_(fused) {
+    m_.reserve(kBatch);
+    x_.resize(size_t(kBatch) * 784);
+    for (size_t i = 0; i < x_.size(); ++i) x_[i] = float((i * 7919) % 255) / 255.0f;
+    y_.resize(size_t(kBatch));
+    for (int i = 0; i < kBatch; ++i) y_[size_t(i)] = i % 10;
+    dout_.resize(size_t(kBatch) * 10);
+    if (backup) backup_.resize(m_.num_params());
+    mon_.begin_epoch();
+    m_.zero_grad();  // once, as the trainer: from then on each step clears the gradients
+  }
+  TrainStep(const TrainStep&) = delete;
+  TrainStep& operator=(const TrainStep&) = delete;
+
+  template <class Mark>
+  void run(Mark&& mark) {
+    const float* out = m_.forward(x_.data(), kBatch, true);
+    mark(kForward);
+    if (diagnostics_) mon_.after_forward(kBatch);
+    mark(kAfterForward);
+    loss_forward_backward<float>(LossKind::cross_entropy, out, y_.data(), kBatch, 10, dout_.data());
+    mark(kLoss);
+    m_.backward(dout_.data(), kBatch);
+    mark(kBackward);
+    StepStats* st = diagnostics_ && fused_ ? mon_.prepare_step() : nullptr;
+    if (diagnostics_ && !st) (void)mon_.after_backward();
+    mark(kAfterBackward);
+    if (diagnostics_ && !st) mon_.before_step();
+    opt_.step_and_clear(m_.params(), m_.grads(), 0.01, backup_.empty() ? nullptr : backup_.data(), st);
+    if (st) (void)mon_.after_fused_step();
+    else if (diagnostics_) mon_.after_step();
+    mark(kUpdate);
+  }
+  void run() {
+    run([](Phase) {});
+  }
+
+ private:
+  Model<float> m_;
+  Optimizer<float> opt_;
+  Monitor mon_;
+  bool diagnostics_, fused_;
+  std::vector<float> x_, dout_, backup_;
+  std::vector<int32_t> y_;
+};
+
+}  // namespace rectifier::bench
