@@ -46,23 +46,23 @@ Monitor::Monitor(Model<float>& model, MonitorConfig cfg) : model_(model), cfg_(c
       params_.push_back({std::to_string(i) + "." + p.name, p.value, p.grad, p.size(),
                          p.name == "weight" && (l.kind() == LayerKind::dense || l.kind() == LayerKind::conv)});
   }
+  auto& pieces = stats_.ranges;
   for (auto& p : params_) {
-    p.piece0 = pieces_.size();
+    p.piece0 = pieces.size();
     const size_t base = size_t(p.value - model.params());
-    for (size_t off = 0; off < p.size; off += kPiece) pieces_.push_back({base + off, std::min(kPiece, p.size - off)});
-    p.pieces = pieces_.size() - p.piece0;
+    for (size_t off = 0; off < p.size; off += kPiece) pieces.push_back({base + off, std::min(kPiece, p.size - off)});
+    p.pieces = pieces.size() - p.piece0;
   }
-  piece_a_.resize(pieces_.size());
-  piece_b_.resize(pieces_.size());
+  piece_a_.resize(pieces.size());
+  piece_b_.resize(pieces.size());
   // The fused path needs the pieces to cover the flat parameters in order.
   size_t next = 0;
   fusable_ = true;
-  for (const auto& pc : pieces_) {
-    fusable_ = fusable_ && pc.offset == next;
-    next = pc.offset + pc.size;
+  for (const auto& [offset, size] : pieces) {
+    fusable_ = fusable_ && offset == next;
+    next = offset + size;
   }
   fusable_ = fusable_ && next == model.num_params();
-  for (const auto& pc : pieces_) stats_.ranges.push_back({pc.offset, pc.size});
   hist_counts_.assign(size_t(cfg_.hist_bins), 0);
 }
 
@@ -232,9 +232,10 @@ std::optional<std::string> Monitor::find_nonfinite_activation() const {
 
 template <class F>
 void Monitor::each_piece(F&& f) {
-  const long np = long(pieces_.size());
+  const auto& pieces = stats_.ranges;
+  const long np = long(pieces.size());
 #pragma omp parallel for schedule(dynamic, 1) if (model_.num_params() > 65536)
-  for (long k = 0; k < np; ++k) f(size_t(k), pieces_[size_t(k)].offset, pieces_[size_t(k)].size);
+  for (long k = 0; k < np; ++k) f(size_t(k), pieces[size_t(k)].first, pieces[size_t(k)].second);
 }
 
 double Monitor::sum_pieces(const ParamStat& p, const double* v) const {

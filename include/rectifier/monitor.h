@@ -78,24 +78,23 @@ class Monitor {
     bool is_weight;
     double norm_sum = 0, ratio_sum = 0;
     long norm_n = 0, ratio_n = 0;
-    size_t piece0 = 0, pieces = 0;  // its pieces: pieces_[piece0, piece0 + pieces)
+    size_t piece0 = 0, pieces = 0;  // its pieces: stats_.ranges[piece0, piece0 + pieces)
   };
   Model<float>& model_;
   MonitorConfig cfg_;
   std::vector<int32_t> hist_counts_;  // scratch: one histogram batch's counts
   std::vector<Watched> watched_;
   std::vector<ParamStat> params_;
-  // Every parameter cut into pieces of at most 16K values: per-step reductions run as one parallel loop over them,
-  // into one slot per piece, summed per parameter in a fixed order.
-  struct Piece { size_t offset, size; };  // offset in the flat parameters (and gradients: the same layout)
-  std::vector<Piece> pieces_;
+  // Every parameter cut into pieces of at most 16K values, kept as stats_.ranges (offset in the flat parameters
+  // and gradients, size): per-step reductions run as one parallel loop over them, into one slot per piece, summed
+  // per parameter in a fixed order; the fused path hands the same pieces to the optimizer.
+  StepStats stats_;  // the pieces, and the fused path's request and answers
+  bool fusable_ = false;
   std::vector<double> piece_a_, piece_b_;
   template <class F> void each_piece(F&& f);  // f(piece index, offset, size), in parallel
   // The sum of one parameter's per-piece slots of v (one double per piece), in piece order.
   double sum_pieces(const ParamStat& p, const double* v) const;
   std::vector<float> before_;
-  StepStats stats_;    // the fused path's request and answers (ranges = the pieces)
-  bool fusable_ = false;
   // The bookkeeping both paths share: gradient norms and the non-finite check from per-piece sums (fused: the
   // first non-finite element per piece comes from the fused pass; null: looked up in the gradient), update ratios.
   std::optional<std::string> account_gradients(const double* piece_ss, const StepStats* fused);
