@@ -316,12 +316,7 @@ void Monitor::after_step() {
     const float* now = base + off;
     const float* was = before_.data() + off;
     double du = 0, w = 0;
-#pragma omp simd reduction(+ : du, w)
-    for (size_t j = 0; j < size; ++j) {
-      const double d = double(now[j]) - double(was[j]);
-      du += d * d;
-      w += double(was[j]) * double(was[j]);
-    }
+    kernels::add_update_sums(now, was, size, du, w);
     piece_a_[k] = du;
     piece_b_[k] = w;
   });

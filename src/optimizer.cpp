@@ -193,12 +193,7 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
           gs += s;
           if (st.ratio) std::copy(p + b, p + b + k, before);
           f(B, long(b), long(k));
-          if (st.ratio)
-            for (size_t j = 0; j < k; ++j) {
-              const double d = double(p[b + j]) - double(before[j]);
-              du += d * d;
-              w += double(before[j]) * double(before[j]);
-            }
+          if (st.ratio) kernels::add_update_sums(p + b, before, k, du, w);
         }
         st.grad_ss[size_t(r)] = gs;
         if (st.ratio) st.update_ss[size_t(r)] = du, st.weight_ss[size_t(r)] = w;

@@ -1,4 +1,5 @@
-// Sums the monitor and the optimizer share, so that both give the same bits for the same values.
+// Sums the monitor and the optimizer share: the optimizer takes the monitor's figures in its own pass, and
+// sum_squares gives both the same bits for the same values.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -27,6 +28,20 @@ double sum_squares(const T* x, size_t n) {
     ss += double(f);
   }
   return ss;
+}
+
+// The update-to-weight ratio's two sums over [0, n), in double: adds sum (now - was)^2 to du and sum was^2 to w.
+template <class T>
+void add_update_sums(const T* now, const T* was, size_t n, double& du, double& w) {
+  double a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+  for (size_t j = 0; j < n; ++j) {
+    const double d = double(now[j]) - double(was[j]);
+    a += d * d;
+    b += double(was[j]) * double(was[j]);
+  }
+  du += a;
+  w += b;
 }
 
 }  // namespace rectifier::kernels
