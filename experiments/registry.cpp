@@ -14,17 +14,14 @@ ExperimentResult run_experiment(const std::string& name, const ExperimentOptions
   for (const auto& e : experiments())
     if (e.name == name) {
       const auto t0 = std::chrono::steady_clock::now();
-      // Every figure an experiment reports comes back bit for bit from the same command: an even work split.
-      const bool was = deterministic();
-      set_deterministic(true);
-      ExperimentResult r;
-      try {
-        r = e.run(opt);
-      } catch (...) {
-        set_deterministic(was);
-        throw;
-      }
-      set_deterministic(was);
+      // Every figure an experiment reports comes back bit for bit from the same command: an even work split,
+      // for the experiment's duration (the caller's setting is back afterwards, on a throw too).
+      struct Deterministic {
+        bool was = deterministic();
+        Deterministic() { set_deterministic(true); }
+        ~Deterministic() { set_deterministic(was); }
+      } even;
+      ExperimentResult r = e.run(opt);
       r.name = e.name;
       r.question = e.question;
       r.quick = opt.quick;
