@@ -13,7 +13,8 @@ constexpr size_t kDirectTile = 48;    // output positions are padded to a multip
 
 struct DirectConvLayout {
   int wp = 0;          // padded row width, w + pad
-  size_t qpad = 0;     // output positions computed per channel (oh * wp, rounded up to kDirectTile)
+  size_t qn = 0;       // output positions per channel in the padded layout, oh * wp (the kernels compute these)
+  size_t qpad = 0;     // the output planes' stride: qn rounded up to kDirectTile
   size_t cs = 0;       // floats per padded input plane
   int ocpad = 0;       // output channels rounded up to kDirectOB
   size_t scratch = 0;  // floats of scratch conv_direct needs: the padded planes, then the padded output

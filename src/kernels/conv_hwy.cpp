@@ -252,7 +252,8 @@ bool direct_conv_applies(const ConvGeometry& g) {
 DirectConvLayout direct_layout(const ConvGeometry& g) {
   DirectConvLayout l;
   l.wp = g.w + g.pad;
-  l.qpad = round_up(size_t(g.oh) * size_t(l.wp), kDirectTile);
+  l.qn = size_t(g.oh) * size_t(l.wp);
+  l.qpad = round_up(l.qn, kDirectTile);
   // Reads reach q + (k - 1) (Wp + 1) for q < qpad; the data rows end at (pad + h) Wp.
   const size_t reads = l.qpad + size_t(g.k - 1) * size_t(l.wp + 1), data = size_t(g.pad + g.h) * size_t(l.wp);
   l.cs = round_up(std::max(reads, data), 16);
@@ -325,7 +326,7 @@ void conv_direct(const ConvGeometry& g, const float* x, const float* wr, const f
   float* xp = scratch;
   float* out = scratch + size_t(g.c) * l.cs;
   direct_pad_input(g, x, xp);
-  HWY_DYNAMIC_DISPATCH(DirectConv)(xp, l.cs, g.c, g.k, l.wp, size_t(g.oh) * size_t(l.wp), wr, l.ocpad, out, l.qpad);
+  HWY_DYNAMIC_DISPATCH(DirectConv)(xp, l.cs, g.c, g.k, l.wp, l.qn, wr, l.ocpad, out, l.qpad);
   for (int o = 0; o < g.oc; ++o) {
     const float b = bias ? bias[o] : 0.0f;
     for (int oy = 0; oy < g.oh; ++oy) {
@@ -345,7 +346,7 @@ void direct_weight_grad(const ConvGeometry& g, const float* buf, int G, float* d
   const DirectConvLayout l = direct_layout(g);
   const size_t per = direct_grad_image_floats(g);
   HWY_DYNAMIC_DISPATCH(DirectWeightGrad)(buf, per, l.cs, buf + size_t(g.c) * l.cs, per, G, g.c, g.k, l.wp, l.qpad,
-                                         size_t(g.oh) * size_t(l.wp), g.oc, l.ocpad, dw);
+                                         l.qn, g.oc, l.ocpad, dw);
 }
 
 void maxpool2x2_forward(const float* x, const float* x_end, float* y, int32_t* argmax, size_t planes, int h, int w) {
