@@ -1,7 +1,7 @@
 // Where a training step's time goes: the phases of bench/train_step.h (the trainer's step on a synthetic batch of
 // 128) timed one by one over many steps; with --unfused the monitor's gradient figures come from passes of their
 // own instead of the optimizer's. The figures in docs/benchmarks.md, "What changed since run 9".
-// usage: step_phases [ARCH=784-256-128-10] [THREADS=2] [STEPS=2000] [--no-backup] [--unfused]
+// usage: step_phases [ARCH=784-256-128-10] [THREADS=2] [STEPS=2000] [--no-backup] [--unfused] [--no-diagnostics]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,16 +17,17 @@ using Clock = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
   std::vector<std::string> pos;
-  bool backup_on = true, fused = true;
+  bool backup_on = true, fused = true, diagnostics = true;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--no-backup") == 0) backup_on = false;
     else if (std::strcmp(argv[i], "--unfused") == 0) fused = false;
+    else if (std::strcmp(argv[i], "--no-diagnostics") == 0) diagnostics = false;
     else pos.emplace_back(argv[i]);
   }
   const std::string arch = pos.size() > 0 ? pos[0] : "784-256-128-10";
   const int threads = pos.size() > 1 ? std::atoi(pos[1].c_str()) : 2, steps = pos.size() > 2 ? std::atoi(pos[2].c_str()) : 2000;
   set_threads(threads);
-  bench::TrainStep step(arch, true, fused, backup_on);
+  bench::TrainStep step(arch, diagnostics, fused, backup_on);
   double t[bench::kPhases] = {};
   const int warmup = std::max(1, steps / 10);
   for (int s = 0; s < warmup + steps; ++s) {
@@ -39,8 +40,9 @@ int main(int argc, char** argv) {
   }
   double total = 0;
   for (double v : t) total += v;
-  std::printf("%s, batch %d, %d threads, %d steps%s%s\n", arch.c_str(), bench::TrainStep::kBatch, threads, steps,
-              backup_on ? "" : ", no last-good copy", fused ? "" : ", the monitor's own passes");
+  std::printf("%s, batch %d, %d threads, %d steps%s%s%s\n", arch.c_str(), bench::TrainStep::kBatch, threads, steps,
+              backup_on ? "" : ", no last-good copy", fused ? "" : ", the monitor's own passes",
+              diagnostics ? "" : ", no diagnostics");
   for (int k = 0; k < bench::kPhases; ++k)
     std::printf("  %-24s %9.1f us  %5.1f%%\n", bench::kPhaseNames[k], t[k] / steps * 1e6, 100 * t[k] / total);
   std::printf("  %-24s %9.1f us\n", "step", total / steps * 1e6);

@@ -238,7 +238,7 @@ class Pool2D final : public Layer<T> {
     if (max()) kernels::maxpool_backward(g_, dy, argmax_.data(), dx, n);
     else kernels::avgpool_backward(g_, dy, dx, n);
   }
-  bool backward_through_relu(const T* y, const T* dy, T* dx, int n) override {
+  bool backward_through_relu(const T*, const T* y, const T* dy, T* dx, int n) override {
     if (!max()) return false;
     kernels::maxpool_backward(g_, dy, argmax_.data(), dx, n, y);
     return true;

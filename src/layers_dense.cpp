@@ -27,20 +27,21 @@ class Dense final : public Layer<T> {
   }
   // x: (n, in)  y: (n, out)
   void forward(const T* x, T* y, int n, bool) override {
-    const T* W = this->params_[0].value;
-    const T* b = this->params_[1].value;
     if (n == 1) {  // one example: a matrix-vector product
+      const T* W = this->params_[0].value;
+      const T* b = this->params_[1].value;
       kernels::pgemv(out_f_, in_f_, W, x, y);
       for (int j = 0; j < out_f_; ++j) y[j] += b[j];
       return;
     }
-    // y = x W^T, then + b on each thread's block while it is in cache
-    kernels::pgemm(false, true, n, out_f_, in_f_, T(1), x, in_f_, W, in_f_, T(0), y, out_f_, [&](int r0, int rows, int c0, int cols) {
-      for (int i = r0; i < r0 + rows; ++i) {
-        T* yi = y + size_t(i) * out_f_;
-        for (int j = c0; j < c0 + cols; ++j) yi[j] += b[j];
-      }
-    });
+    forward_gemm(x, y, n, {});
+  }
+  // The ReLU (or any per-example layer) after a dense layer runs on each thread's rows of y as soon as the product
+  // and the bias are done with them, in cache and in parallel, instead of in a pass of its own.
+  bool forward_then(const T* x, T* y, int n, bool, const std::function<void(int, int)>& then) override {
+    if (n == 1) return false;
+    forward_gemm(x, y, n, then);
+    return true;
   }
   // dy: (n, out)  dx: (n, in)
   void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
@@ -59,11 +60,38 @@ class Dense final : public Layer<T> {
     });
     if (dx) kernels::pgemm(false, false, n, in_f_, out_f_, T(1), dy, out_f_, W, in_f_, T(0), dx, in_f_);  // dx = dy W
   }
+  // After a ReLU, x is its output, and x > 0 exactly where its input was > 0 (derivative 0 at 0): dx = (dy W) where
+  // x > 0, else 0, on each thread's block of dx while it is in cache. The ReLU's own backward pass, and the buffer
+  // for the gradient between the two, are skipped.
+  bool backward_through_relu(const T* x, const T* y, const T* dy, T* dx, int n) override {
+    backward(x, y, dy, nullptr, n);
+    const T* W = this->params_[0].value;
+    kernels::pgemm(false, false, n, in_f_, out_f_, T(1), dy, out_f_, W, in_f_, T(0), dx, in_f_, [&](int r0, int rows, int c0, int cols) {
+      for (int i = r0; i < r0 + rows; ++i) {
+        const T* xi = x + size_t(i) * in_f_;
+        T* di = dx + size_t(i) * in_f_;
+        for (int j = c0; j < c0 + cols; ++j) di[j] = xi[j] > T(0) ? di[j] : T(0);
+      }
+    });
+    return true;
+  }
   std::string torch_module() const override {
     return "nn.Linear(" + std::to_string(in_f_) + ", " + std::to_string(out_f_) + ")";
   }
 
  private:
+  // y = x W^T, then + b on each thread's block while it is in cache, then then(i0, i1) on its whole rows
+  void forward_gemm(const T* x, T* y, int n, const std::function<void(int, int)>& then) {
+    const T* W = this->params_[0].value;
+    const T* b = this->params_[1].value;
+    kernels::pgemm(false, true, n, out_f_, in_f_, T(1), x, in_f_, W, in_f_, T(0), y, out_f_, [&](int r0, int rows, int c0, int cols) {
+      for (int i = r0; i < r0 + rows; ++i) {
+        T* yi = y + size_t(i) * out_f_;
+        for (int j = c0; j < c0 + cols; ++j) yi[j] += b[j];
+      }
+      if (then) then(r0, r0 + rows);
+    }, bool(then));
+  }
   int in_f_ = 0, out_f_ = 0;
 };
 

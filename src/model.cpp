@@ -109,7 +109,7 @@ void Model<T>::backward(const T* doutput, int n, const std::function<void(size_t
     if (layers_[i]->is_view() && i > 0) continue;  // the input's gradient is dy itself
     if (!extra && i > 0 && plain_relu(i - 1)) {    // the ReLU's own output gradient is never formed
       T* dx = i > 1 ? dacts_[i - 2].data() : (want_input_grad_ ? dinput_.data() : nullptr);
-      if (dx && layers_[i]->backward_through_relu(out_[i], dy, dx, n)) {
+      if (dx && layers_[i]->backward_through_relu(layer_input(i), out_[i], dy, dx, n)) {
         dout_[--i] = nullptr;
         dy = dx;
         continue;

@@ -255,6 +255,26 @@ TEST(ModelGrad, ReluThenMaxPoolFusedBackward) {
   expect_matches_differences(loss, x.data(), gx, 1, 1e-7, "input");
 }
 
+// A ReLU before a dense layer has its backward taken inside the dense layer's (dx masked where the ReLU's output is
+// positive), with the ReLU first and between dense layers: the gradients still agree with finite differences.
+TEST(ModelGrad, ReluThenDenseFusedBackward) {
+  Model<double> m = double_model("relu dense(6) relu dense(5) relu dense(3)", {7}, 8, 0.05);
+  m.set_input_grad(true);
+  auto x = random_vec(4 * 7, 33);
+  const std::vector<int32_t> y = {2, 1, 0, 2};
+  std::vector<double> dout;
+  model_ce(m, x, y, 3, dout);
+  m.zero_grad();
+  m.backward(dout.data(), 4);
+  EXPECT_EQ(m.layer_output_grad(0), nullptr);
+  EXPECT_EQ(m.layer_output_grad(2), nullptr);
+  EXPECT_EQ(m.layer_output_grad(4), nullptr);
+  const std::vector<double> g(m.grads(), m.grads() + m.num_params()), gx(m.input_grad(), m.input_grad() + x.size());
+  auto loss = [&] { return model_ce(m, x, y, 3, dout); };
+  expect_matches_differences(loss, m.params(), g, 1, 1e-7, "parameter");
+  expect_matches_differences(loss, x.data(), gx, 1, 1e-7, "input");
+}
+
 // Flatten is a view (no copy): its output is its input's memory, and as the first layer it still writes the input
 // gradient.
 TEST(ModelGrad, FlattenViewPassesValuesAndGradients) {

@@ -7,6 +7,7 @@
 #include "kernels/conv_kernels.h"
 #include "kernels/gemm.h"
 #include "rectifier/activation.h"
+#include "rectifier/trainer.h"
 #include "test_util.h"
 
 namespace rectifier {
@@ -340,40 +341,35 @@ TEST(ConvKernel, SameBitsForOneAndTwoThreads) {
   }
 }
 
-// The model chains activations and pooling after a convolution (run image by image inside its loop) and takes a
-// ReLU's backward inside the max pooling after it. Against the same layers run one at a time, each with its own
-// forward and backward (the ReLU with its mask): the same bits for every layer output, the parameter gradients and
-// the input gradient. The net has a ReLU before a convolution (backward from its input, no mask), GELU before
-// average pooling, and a ReLU before max pooling.
-TEST(ModelChain, ChainedForwardAndFusedBackwardEqualLayerByLayer) {
-  const Shape in{2, 8, 8};
-  const int n = 5;
-  Model<float> m(parse_arch("conv(4,3,pad=1) relu conv(4,3,pad=1) gelu avgpool(2) conv(3,3,pad=1) relu maxpool(2) "
-                            "flatten dense(3)", ArchContext{}), in);
-  m.init(InitSpec{}, 6);
+// Runs m forward and backward on a batch of n, then the same layers one at a time, each with its own forward and
+// backward (a ReLU with its mask): the same bits for every layer output, the parameter gradients and the input
+// gradient. Returns the model's layer output gradients (null where a ReLU's backward ran inside the next layer's).
+std::vector<const float*> expect_chain_equals_layer_by_layer(Model<float>& m, int n) {
+  const Shape in = m.input_shape();
+  const size_t k = numel(m.output_shape());
   m.set_input_grad(true);
   const auto xd = test::random_vec(size_t(n) * numel(in), 10);
-  const auto dyd = test::random_vec(size_t(n) * 3, 11);
+  const auto dyd = test::random_vec(size_t(n) * k, 11);
   std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
   m.forward(x.data(), n, true);
   m.zero_grad();
   m.backward(dy.data(), n);
   const size_t L = m.num_layers();
   std::vector<std::vector<float>> out(L), model_out(L);
+  std::vector<const float*> output_grads(L);
   for (size_t i = 0; i < L; ++i) {
     const size_t sz = size_t(n) * numel(m.layer(i).out_shape());
     model_out[i].assign(m.layer_output(i), m.layer_output(i) + sz);
     out[i].resize(sz);
+    output_grads[i] = m.layer_output_grad(i);
   }
-  EXPECT_EQ(m.layer_output_grad(6), nullptr);  // the ReLU before max pooling: fused
-  EXPECT_NE(m.layer_output_grad(1), nullptr);  // the ReLU before a convolution: its own backward
   std::vector<float> grads(m.grads(), m.grads() + m.num_params()), dinput(m.input_grad(), m.input_grad() + x.size());
   // Layer by layer.
   const float* cur = x.data();
   for (size_t i = 0; i < L; ++i) {
     m.layer(i).forward(cur, out[i].data(), n, true);
     cur = out[i].data();
-    ASSERT_EQ(std::memcmp(out[i].data(), model_out[i].data(), out[i].size() * 4), 0) << "output of layer " << i;
+    EXPECT_EQ(std::memcmp(out[i].data(), model_out[i].data(), out[i].size() * 4), 0) << "output of layer " << i;
   }
   m.zero_grad();
   std::vector<float> d(dy), dx;
@@ -384,6 +380,41 @@ TEST(ModelChain, ChainedForwardAndFusedBackwardEqualLayerByLayer) {
   }
   EXPECT_EQ(std::memcmp(m.grads(), grads.data(), grads.size() * 4), 0);
   EXPECT_EQ(std::memcmp(d.data(), dinput.data(), d.size() * 4), 0);
+  return output_grads;
+}
+
+// The model chains activations and pooling after a convolution (run image by image inside its loop) and takes a
+// ReLU's backward inside the max pooling after it. The net has a ReLU before a convolution (backward from its
+// input, no mask), GELU before average pooling, and a ReLU before max pooling.
+TEST(ModelChain, ChainedForwardAndFusedBackwardEqualLayerByLayer) {
+  Model<float> m(parse_arch("conv(4,3,pad=1) relu conv(4,3,pad=1) gelu avgpool(2) conv(3,3,pad=1) relu maxpool(2) "
+                            "flatten dense(3)", ArchContext{}), Shape{2, 8, 8});
+  m.init(InitSpec{}, 6);
+  const auto grads = expect_chain_equals_layer_by_layer(m, 5);
+  EXPECT_EQ(grads[6], nullptr);  // the ReLU before max pooling: fused
+  EXPECT_NE(grads[1], nullptr);  // the ReLU before a convolution: its own backward
+}
+
+// A ReLU after a dense layer runs on each thread's rows of the product, and its backward inside the next dense
+// layer's (dx masked where the ReLU's output is positive). The products are large enough to be split over the
+// threads (rows, the batch being larger than the units, as the layers alone split them), with the even split so
+// that the two runs cut at the same rows. Bias -0.05: many units are zero, so the mask matters.
+TEST(ModelChain, DenseThenReluEqualsLayerByLayer) {
+  set_threads(2);
+  set_deterministic(true);
+  Model<float> m(parse_arch("dense(96) relu dense(64) relu dense(10)", ArchContext{}), Shape{300});
+  InitSpec init;
+  init.bias = -0.05;
+  m.init(init, 7);
+  const auto grads = expect_chain_equals_layer_by_layer(m, 128);
+  EXPECT_EQ(grads[1], nullptr);  // both ReLUs: inside the next dense layer's backward
+  EXPECT_EQ(grads[3], nullptr);
+  const float* relu = m.layer_output(1);
+  size_t zeros = 0;
+  for (size_t j = 0; j < size_t(128) * 96; ++j) zeros += relu[j] == 0.0f;
+  EXPECT_GT(zeros, size_t(128) * 96 / 5);
+  set_deterministic(false);
+  set_threads(0);
 }
 
 // A dense layer big enough for pgemm to split its weight gradient over the threads, by columns (70 x 300) and by

@@ -71,9 +71,10 @@ class Layer {
     return false;
   }
   // Backward through this layer and the ReLU (derivative 0 at 0) that feeds it, in one pass: dx is the gradient with
-  // respect to the ReLU's input; y and dy are this layer's output and its gradient. Max pooling can (a window's
-  // gradient passes only where its maximum is positive); other layers return false and the model runs both.
-  virtual bool backward_through_relu(const T* /*y*/, const T* /*dy*/, T* /*dx*/, int /*n*/) { return false; }
+  // respect to the ReLU's input; x, y and dy are this layer's input (the ReLU's output), output and output gradient;
+  // the parameter gradients are added as by backward. Max pooling can (a window's gradient passes only where its
+  // maximum is positive), and dense layers (where x > 0); other layers return false and the model runs both.
+  virtual bool backward_through_relu(const T* /*x*/, const T* /*y*/, const T* /*dy*/, T* /*dx*/, int /*n*/) { return false; }
 
   std::vector<Param<T>>& params() { return params_; }
   const std::vector<Param<T>>& params() const { return params_; }

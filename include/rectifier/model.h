@@ -55,7 +55,8 @@ class Model {
   const T* layer_input(size_t i) const { return i == 0 ? input_ : out_[i - 1]; }
   const T* layer_output(size_t i) const { return out_[i]; }
   // Gradient of the loss with respect to layer i's output, for the last backward: null for a ReLU whose backward
-  // ran inside the max pooling after it (Layer::backward_through_relu; not when backward has an `extra` hook).
+  // ran inside the max pooling or dense layer after it (Layer::backward_through_relu; not when backward has an
+  // `extra` hook).
   const T* layer_output_grad(size_t i) const { return dout_[i]; }
 
   const Shape& input_shape() const { return input_shape_; }

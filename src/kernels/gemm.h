@@ -80,20 +80,21 @@ class SplitBalance {
 };
 
 // C = alpha op(A) op(B) + beta C with the work split over the OpenMP threads by blocks of C's rows or columns (the
-// larger side), each block one single-threaded GEMM (OpenBLAS's OpenMP build runs single-threaded inside a parallel
-// region), sized by SplitBalance. For the batch-sized products of training this beats OpenBLAS's own threading,
-// which barely scales on them. After its block, a thread calls epilogue(row0, rows, col0, cols) while the block is
-// still in cache.
+// larger side, or rows when whole_rows), each block one single-threaded GEMM (OpenBLAS's OpenMP build runs
+// single-threaded inside a parallel region), sized by SplitBalance. For the batch-sized products of training this
+// beats OpenBLAS's own threading, which barely scales on them. After its block, a thread calls
+// epilogue(row0, rows, col0, cols) while the block is still in cache; with whole_rows every block is whole rows of C
+// (examples, for a layer's output), so the epilogue can run the layers that follow on them.
 template <class T, class Epilogue>
 void pgemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C, int ldc,
-           Epilogue&& epilogue) {
+           Epilogue&& epilogue, bool whole_rows = false) {
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (threads == 1 || double(m) * n * k < 1e6) {
     gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
     epilogue(0, m, 0, n);
     return;
   }
-  const bool split_rows = m >= n;
+  const bool split_rows = whole_rows || m >= n;
   const int len = split_rows ? m : n, align = split_rows ? 4 : 16;
   const int nt = std::min(threads, SplitBalance::kMax);
   int bounds[SplitBalance::kMax + 1];
