@@ -71,6 +71,7 @@ void Model<T>::reserve(int batch) {
 template <class T>
 const T* Model<T>::forward(const T* x, int n, bool training) {
   reserve(n);
+  for (ForwardObserver* o : observers_) o->begin_forward(n);
   input_ = x;
   const T* in = x;
   const size_t L = layers_.size();
@@ -82,7 +83,11 @@ const T* Model<T>::forward(const T* x, int n, bool training) {
     if (j > i + 1) {
       for (size_t k = i + 1; k < j; ++k) layers_[k]->begin_examples(n);
       const bool chained = layers_[i]->forward_then(in, acts_[i].data(), n, training, [&](int i0, int i1) {
-        for (size_t k = i + 1; k < j; ++k) layers_[k]->forward_examples(acts_[k - 1].data(), acts_[k].data(), i0, i1);
+        observe(i, i0, i1);
+        for (size_t k = i + 1; k < j; ++k) {
+          layers_[k]->forward_examples(acts_[k - 1].data(), acts_[k].data(), i0, i1);
+          observe(k, i0, i1);
+        }
       });
       if (chained) {
         for (size_t k = i; k < j; ++k) out_[k] = acts_[k].data();
@@ -94,6 +99,7 @@ const T* Model<T>::forward(const T* x, int n, bool training) {
     if (!layers_[i]->is_view()) layers_[i]->forward(in, acts_[i].data(), n, training);
     out_[i] = layers_[i]->is_view() ? in : acts_[i].data();
     in = out_[i];
+    observe(i, 0, n);
   }
   return in;
 }

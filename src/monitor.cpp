@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <omp.h>
 #include "kernels/reduce.h"
+#include "rectifier/error.h"
 
 namespace rectifier {
 
@@ -64,7 +66,14 @@ Monitor::Monitor(Model<float>& model, MonitorConfig cfg) : model_(model), cfg_(c
   }
   fusable_ = fusable_ && next == model.num_params();
   hist_counts_.assign(size_t(cfg_.hist_bins), 0);
+  watch_of_.assign(model.num_layers(), -1);
+  for (size_t k = 0; k < watched_.size(); ++k) watch_of_[watched_[k].layer] = int(k);
+  ex_sum_.resize(watched_.size());
+  ex_sq_.resize(watched_.size());
+  model_.add_observer(this);
 }
+
+Monitor::~Monitor() { model_.remove_observer(this); }
 
 void Monitor::begin_epoch() {
   for (auto& w : watched_) {
@@ -83,27 +92,19 @@ namespace {
 using kernels::kLanes;
 using kernels::sum_squares;
 
-// Sum and sum of squares, vectorised (the simd reduction lets the compiler reassociate) and split over threads.
+// Sum and sum of squares of x[0, n), in kLanes float lanes (vectorised), totalled in double.
 void moments(const float* x, size_t n, double& sum, double& sq) {
-  double s = 0, ss = 0;
-  const long blocks = long((n + 4095) / 4096);
-#pragma omp parallel for reduction(+ : s, ss) schedule(static) if (n > 16384)
-  for (long b = 0; b < blocks; ++b) {
-    const size_t lo = size_t(b) * 4096, hi = std::min(n, lo + 4096);
-    float as[kLanes] = {}, ass[kLanes] = {};
-    size_t j = lo;
-    for (; j + kLanes <= hi; j += kLanes)
+  float as[kLanes] = {}, ass[kLanes] = {};
+  size_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
 #pragma omp simd
-      for (size_t k = 0; k < kLanes; ++k) {
-        as[k] += x[j + k];
-        ass[k] += x[j + k] * x[j + k];
-      }
-    float fs = 0, fss = 0;
-    for (; j < hi; ++j) fs += x[j], fss += x[j] * x[j];
-    for (size_t k = 0; k < kLanes; ++k) fs += as[k], fss += ass[k];
-    s += fs;
-    ss += fss;
-  }
+    for (size_t k = 0; k < kLanes; ++k) {
+      as[k] += x[j + k];
+      ass[k] += x[j + k] * x[j + k];
+    }
+  double s = 0, ss = 0;
+  for (; j < n; ++j) s += double(x[j]), ss += double(x[j]) * x[j];
+  for (size_t k = 0; k < kLanes; ++k) s += as[k], ss += ass[k];
   sum = s;
   sq = ss;
 }
@@ -130,63 +131,120 @@ bool any_nonzero(const float* y, size_t n) {
 }
 }  // namespace
 
+// Sized for the batch and the threads, zeroed: allocates only when the batch or the thread count grows.
+void Monitor::begin_forward(int n) {
+  forward_n_ = n;
+  const size_t T = size_t(std::max(omp_get_max_threads(), 1)) + 1;
+  if (slots_.size() < T) slots_.resize(T);
+  for (Slot& s : slots_) {
+    s.active.resize(watched_.size());
+    s.zeros.assign(watched_.size(), 0);
+    s.saturated.assign(watched_.size(), 0);
+    for (size_t k = 0; k < watched_.size(); ++k) s.active[k].assign(size_t(watched_[k].units), 0);
+  }
+  for (size_t k = 0; k < watched_.size(); ++k) {
+    const size_t per = size_t(watched_[k].units) * size_t(watched_[k].spatial);
+    const size_t rows = std::min(size_t(n), (kMomentSample + per - 1) / per);  // the examples the sample touches
+    ex_sum_[k].assign(rows, 0.0);
+    ex_sq_[k].assign(rows, 0.0);
+  }
+}
+
+// Examples [i0, i1) of a watched layer's output are done: called from the thread that made them. Each thread adds
+// into its own slot; the per-example sums land at their example's index, so their total, summed in example order
+// by after_forward, does not depend on how the examples were shared.
+void Monitor::rows_done(size_t layer, int i0, int i1) {
+  if (layer >= watch_of_.size() || watch_of_[layer] < 0) return;
+  const size_t w = size_t(watch_of_[layer]);
+  const size_t per = size_t(watched_[w].units) * size_t(watched_[w].spatial);
+  if (!omp_in_parallel() && size_t(i1 - i0) * per > 16384) {  // after a layer's own forward: split it here
+    const int T = std::min(omp_get_max_threads(), int(slots_.size()) - 1);
+#pragma omp parallel num_threads(T)
+    {
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      const int a = i0 + int(long(i1 - i0) * t / nt), b = i0 + int(long(i1 - i0) * (t + 1) / nt);
+      if (b > a) observe(w, slots_[size_t(t)], a, b);
+    }
+    return;
+  }
+  const size_t t = size_t(omp_get_thread_num());
+  if (t + 1 < slots_.size()) {
+    observe(w, slots_[t], i0, i1);
+    return;
+  }
+#pragma omp critical(rectifier_monitor_slot)
+  observe(w, slots_.back(), i0, i1);
+}
+
+void Monitor::observe(size_t wi, Slot& slot, int i0, int i1) {
+  const Watched& w = watched_[wi];
+  const float* y = model_.layer_output(w.layer);
+  const float* x = model_.layer_input(w.layer);
+  const size_t U = size_t(w.units), P = size_t(w.spatial), per = U * P;
+  int32_t* act = slot.active[wi].data();
+  // Dense units: every value counted. Conv channels: a channel already seen active (this epoch, or by this thread
+  // in this batch) is not looked at again; the others are scanned up to their first non-zero output (a dead
+  // channel is scanned whole: dead units see every value), and sparsity counts the batch's first kMomentSample
+  // values (whole examples, and the batch is shuffled).
+  size_t lo = size_t(i0) * per, hi = size_t(i1) * per;
+  if (P == 1) {
+    size_t z = 0;
+    for (int i = i0; i < i1; ++i) {
+      const float* yi = y + size_t(i) * per;
+      int32_t zi = 0;
+#pragma omp simd reduction(+ : zi)
+      for (size_t u = 0; u < U; ++u) {  // 32-bit flags and counts keep the loop in SIMD
+        const int32_t nz = yi[u] != 0.0f;
+        act[u] |= nz;
+        zi += 1 - nz;
+      }
+      z += size_t(zi);
+    }
+    slot.zeros[wi] += z;
+  } else {
+    for (int i = i0; i < i1; ++i)
+      for (size_t u = 0; u < U; ++u)
+        if (!w.active[u] && !act[u]) act[u] = any_nonzero(y + size_t(i) * per + u * P, P);
+    hi = std::min(hi, kMomentSample);
+    if (hi > lo) slot.zeros[wi] += count_zeros(y + lo, hi - lo);
+  }
+  if (w.saturates && hi > lo) {
+    const bool sig = w.name == "sigmoid";
+    size_t sat = 0;
+#pragma omp simd reduction(+ : sat)
+    for (size_t j = lo; j < hi; ++j) sat += sig ? (y[j] < 0.01f || y[j] > 0.99f) : (y[j] < -0.99f || y[j] > 0.99f);
+    slot.saturated[wi] += sat;
+  }
+  // Pre-activation moments of the batch's first values, at most kMomentSample (a random sample: the batch is
+  // shuffled), per example.
+  const int rows = int(ex_sum_[wi].size());
+  for (int i = i0; i < std::min(i1, rows); ++i) {
+    const size_t a = size_t(i) * per, b = std::min(a + per, kMomentSample);
+    moments(x + a, b - a, ex_sum_[wi][size_t(i)], ex_sq_[wi][size_t(i)]);
+  }
+}
+
 void Monitor::after_forward(int n) {
+  if (n != forward_n_) throw Error("Monitor::after_forward(" + std::to_string(n) + ") after a forward pass of " +
+                                   std::to_string(forward_n_) + " examples");
   const bool hist = batch_ % cfg_.hist_every == 0;
   last_n_ = n;
   ++batch_;
-  for (auto& w : watched_) {
-    const float* y = model_.layer_output(w.layer);
+  for (size_t wi = 0; wi < watched_.size(); ++wi) {
+    Watched& w = watched_[wi];
     const float* x = model_.layer_input(w.layer);
-    const size_t U = size_t(w.units), P = size_t(w.spatial), per = U * P, total = per * size_t(n);
-    uint8_t* act = w.active.data();
-    size_t zeros = 0, sat = 0, counted = total;
-    if (P == 1) {  // dense units: rows of U values; a thread takes a block of units down the batch; every value counted
-      const long blocks = long((U + 63) / 64);
-#pragma omp parallel for reduction(+ : zeros) schedule(static) if (total > 16384)
-      for (long b = 0; b < blocks; ++b) {
-        const size_t u0 = size_t(b) * 64, len = std::min(U, u0 + 64) - u0;
-        int32_t any[64] = {};  // 32-bit flags and counts keep the row loop in SIMD (uint8 flags kept it scalar)
-        size_t z = 0;
-        for (int i = 0; i < n; ++i) {
-          const float* yi = y + size_t(i) * per + u0;
-          int32_t zi = 0;
-#pragma omp simd reduction(+ : zi)
-          for (size_t u = 0; u < len; ++u) {
-            const int32_t nz = yi[u] != 0.0f;
-            any[u] |= nz;
-            zi += 1 - nz;
-          }
-          z += size_t(zi);
-        }
-        for (size_t u = 0; u < len; ++u) act[u0 + u] |= any[u] != 0;
-        zeros += z;
-      }
-    } else {
-      // Conv channels: a channel already seen active this epoch is not looked at again; the others are scanned,
-      // across the batch, up to their first non-zero output (a dead channel is scanned whole: dead units see every
-      // value). Sparsity counts the batch's first kMomentSample values: whole examples, and the batch is shuffled.
-      w.pending.clear();
-      for (size_t u = 0; u < U; ++u)
-        if (!act[u]) w.pending.push_back(int(u));
-      const long np = long(w.pending.size());
-#pragma omp parallel for schedule(dynamic, 1) if (np > 1 && total > 65536)
-      for (long k = 0; k < np; ++k) {
-        const size_t u = size_t(w.pending[size_t(k)]);
-        for (int i = 0; i < n && !act[u]; ++i) act[u] = any_nonzero(y + size_t(i) * per + u * P, P);
-      }
-      counted = std::min(total, kMomentSample);
-      zeros = count_zeros(y, counted);
+    const size_t U = size_t(w.units), P = size_t(w.spatial), total = U * P * size_t(n);
+    const size_t counted = P == 1 ? total : std::min(total, kMomentSample);
+    size_t zeros = 0, sat = 0;
+    for (Slot& s : slots_) {
+      zeros += s.zeros[wi];
+      sat += s.saturated[wi];
+      const int32_t* a = s.active[wi].data();
+      for (size_t u = 0; u < U; ++u) w.active[u] |= a[u] != 0;
     }
-    if (w.saturates) {
-      const bool sig = w.name == "sigmoid";
-#pragma omp simd reduction(+ : sat)
-      for (size_t j = 0; j < counted; ++j) sat += sig ? (y[j] < 0.01f || y[j] > 0.99f) : (y[j] < -0.99f || y[j] > 0.99f);
-    }
-    // Pre-activation moments from the batch's first values, at most kMomentSample: the batch is shuffled, so they
-    // are a random sample, and big conv layers cost little.
     const size_t sampled = std::min(total, kMomentSample);
     double s = 0, ss = 0;
-    moments(x, sampled, s, ss);
+    for (size_t i = 0; i < ex_sum_[wi].size(); ++i) s += ex_sum_[wi][i], ss += ex_sq_[wi][i];
     w.zeros += double(zeros);
     w.count += double(counted);
     w.saturated += double(sat);

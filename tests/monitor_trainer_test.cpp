@@ -272,6 +272,59 @@ TEST(Monitor, FusedStepGivesTheSameFiguresAsItsOwnPasses) {
 // Conv channels: a channel is dead only if zero at every position of every example; one that fires once, at the
 // last position of the last example of the second batch, is alive. Sparsity counts the batch's first 64K values
 // (here: 341 whole examples and 64 values of the next, all of channel 0).
+// The activation figures are taken while the forward pass runs, on the threads that made each range of examples
+// (a ReLU after a dense layer or a direct convolution runs in its parallel loop). Against the same figures worked
+// out from the layer outputs after the forward: dead units, sparsity (every value for dense units, the first 65536
+// for conv channels), pre-activation mean and spread (the first 65536 values), over two batches of different sizes.
+TEST(Monitor, ActivationFiguresTakenDuringTheForwardMatchTheOutputs) {
+  set_threads(2);
+  for (const auto& [arch, shape] : {std::pair<std::string, Shape>{"dense(96) relu dense(64) relu dense(10)", {300}},
+                                    std::pair<std::string, Shape>{"conv(8,5,pad=2) relu maxpool(2) flatten dense(10)", {1, 28, 28}}}) {
+    Model<float> m = mlp(arch.c_str(), shape);
+    Monitor mon(m);
+    mon.begin_epoch();
+    const size_t D = numel(shape), L = m.num_layers();
+    std::vector<std::vector<uint8_t>> alive(L);
+    std::vector<double> zeros(L), counted(L), sum(L), sq(L), sampled(L);
+    for (int n : {128, 70}) {
+      const auto xd = test::random_vec(size_t(n) * D, uint64_t(n));
+      std::vector<float> x(xd.begin(), xd.end());
+      m.forward(x.data(), n, true);
+      mon.after_forward(n);
+      for (size_t k = 0; k < L; ++k) {
+        if (!m.layer(k).activation()) continue;
+        const Shape& os = m.layer(k).out_shape();
+        const size_t U = os.size() == 3 ? size_t(os[0]) : numel(os), P = numel(os) / U, total = U * P * size_t(n);
+        const float* y = m.layer_output(k);
+        const float* pre = m.layer_input(k);
+        alive[k].resize(U);
+        for (size_t j = 0; j < total; ++j) alive[k][(j / P) % U] |= y[j] != 0.0f;
+        const size_t c = P == 1 ? total : std::min<size_t>(total, 65536), s = std::min<size_t>(total, 65536);
+        for (size_t j = 0; j < c; ++j) zeros[k] += y[j] == 0.0f;
+        counted[k] += double(c);
+        for (size_t j = 0; j < s; ++j) sum[k] += pre[j], sq[k] += double(pre[j]) * pre[j];
+        sampled[k] += double(s);
+      }
+    }
+    const auto layers = mon.end_epoch()["layers"];
+    size_t watched = 0;
+    for (size_t k = 0; k < L; ++k) watched += m.layer(k).activation() != nullptr;
+    ASSERT_EQ(layers.size(), watched) << arch;
+    for (const auto& l : layers) {
+      const size_t k = l["layer"].get<size_t>();
+      double dead = 0;
+      for (uint8_t a : alive[k]) dead += !a;
+      const double mean = sum[k] / sampled[k], sd = std::sqrt(sq[k] / sampled[k] - mean * mean);
+      EXPECT_NEAR(l["dead_fraction"].get<double>(), dead / double(alive[k].size()), 1e-12) << arch << " layer " << k;
+      EXPECT_NEAR(l["sparsity"].get<double>(), zeros[k] / counted[k], 1e-12) << arch << " layer " << k;
+      EXPECT_GT(zeros[k], 0) << arch << " layer " << k;
+      EXPECT_NEAR(l["pre_mean"].get<double>(), mean, 1e-5 * (1 + std::abs(mean))) << arch << " layer " << k;
+      EXPECT_NEAR(l["pre_std"].get<double>(), sd, 1e-5 * sd) << arch << " layer " << k;
+    }
+  }
+  set_threads(0);
+}
+
 TEST(Monitor, CountsDeadConvChannelsAcrossBatchesAndSparsityOnTheSample) {
   Model<float> m = mlp("conv(3,1) relu", {1, 8, 8});
   float* W = m.layer(0).params()[0].value;

@@ -1,6 +1,7 @@
 // A Sequential model: layers in order, all parameters in one flat block (so optimizers and clipping are one
 // loop), and one activation and one gradient buffer per layer, sized once per batch size.
 #pragma once
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -19,6 +20,16 @@ struct NamedTensor {
   Shape shape;
   T* value = nullptr;
   int64_t* counter = nullptr;  // integer tensors (num_batches_tracked)
+};
+
+// Sees each layer's output as the forward pass makes it (the monitor's activation statistics, taken while the rows
+// are in cache and on the threads that made them). begin_forward(n) first, then rows_done(layer, i0, i1) once rows
+// (examples) [i0, i1) of the layer's output are final: from the thread that made them, inside the parallel loop
+// of a chained layer (concurrently for disjoint ranges), or from the caller's thread after the layer's forward.
+struct ForwardObserver {
+  virtual ~ForwardObserver() = default;
+  virtual void begin_forward(int n) = 0;
+  virtual void rows_done(size_t layer, int i0, int i1) = 0;
 };
 
 template <class T>
@@ -74,7 +85,14 @@ class Model {
 
   void seed_layers(uint64_t seed);
 
+  // Every forward pass reports to the observers (not owned; remove one before it goes).
+  void add_observer(ForwardObserver* o) { observers_.push_back(o); }
+  void remove_observer(ForwardObserver* o) { std::erase(observers_, o); }
+
  private:
+  void observe(size_t layer, int i0, int i1) {
+    for (ForwardObserver* o : observers_) o->rows_done(layer, i0, i1);
+  }
   bool plain_relu(size_t i) const;  // layer i is a ReLU with derivative 0 at 0
   std::vector<LayerSpec> specs_;
   Shape input_shape_;
@@ -87,6 +105,7 @@ class Model {
   const T* input_ = nullptr;
   int capacity_ = 0;
   bool want_input_grad_ = false;
+  std::vector<ForwardObserver*> observers_;
 };
 
 // A model with what it needs beyond its layers: how inputs are scaled and what the outputs mean.

@@ -28,11 +28,16 @@ struct Warning {
   std::string message;  // cause and remedies, in plain words
 };
 
-class Monitor {
+// The activation statistics are taken as the forward pass makes each layer's output (Model's ForwardObserver),
+// and after_forward adds the last forward's to the epoch's.
+class Monitor : ForwardObserver {
  public:
   explicit Monitor(Model<float>& model, MonitorConfig cfg = {});
+  ~Monitor() override;
+  Monitor(const Monitor&) = delete;
+  Monitor& operator=(const Monitor&) = delete;
   void begin_epoch();
-  // After a training forward pass of n examples.
+  // After a training forward pass of n examples (the model's last forward).
   void after_forward(int n);
   // After backward, before clipping: gradient norms. Returns a message naming the layer and tensor if any value
   // in the activations or gradients is NaN or infinite.
@@ -70,6 +75,18 @@ class Monitor {
     std::vector<double> hist;
     double prev_dead = 0;
   };
+  // One thread's share of the last forward's activation figures, per watched layer.
+  struct Slot {
+    std::vector<std::vector<int32_t>> active;  // per unit: non-zero on one of this thread's examples
+    std::vector<size_t> zeros, saturated;
+  };
+  void begin_forward(int n) override;
+  void rows_done(size_t layer, int i0, int i1) override;
+  void observe(size_t w, Slot& slot, int i0, int i1);  // examples [i0, i1) of watched layer w
+  std::vector<int> watch_of_;                  // per model layer: its index in watched_, or -1
+  std::vector<Slot> slots_;                    // one per thread, and the last for threads beyond (under a lock)
+  std::vector<std::vector<double>> ex_sum_, ex_sq_;  // per watched layer and example: pre-activation sums
+  int forward_n_ = 0;                          // examples in the last forward observed
   struct ParamStat {
     std::string name;
     float* value;
