@@ -341,6 +341,39 @@ TEST(ConvKernel, SameBitsForOneAndTwoThreads) {
   }
 }
 
+// The thin products (one side of at most 16: A B^T with n, A^T B with m, A B with k) against the three-loop
+// reference in double: every thin size 1-16, the other sizes around the vector lengths (1, 7, 33, 130), leading
+// dimensions wider than the matrices, beta 0 and 1. Larger thin sides go to OpenBLAS (thin_gemm returns false).
+TEST(ThinGemm, MatchesReference) {
+  struct Case { bool ta, tb; };
+  for (const Case c : {Case{false, true}, Case{true, false}, Case{false, false}})
+    for (int thin = 1; thin <= kernels::kThin + 1; ++thin)
+      for (int a : {1, 7, 33, 130})
+        for (int b : {1, 7, 33, 130}) {
+          // the thin side: n for A B^T, m for A^T B, k for A B
+          const int m = c.ta ? thin : a, n = !c.ta && c.tb ? thin : b, k = !c.ta && !c.tb ? thin : (c.ta ? a : b);
+          const int lda = (c.ta ? m : k) + 3, ldb = (c.tb ? k : n) + 5, ldc = n + 2;
+          const auto ad = test::random_vec(size_t(c.ta ? k : m) * lda, 40 + thin);
+          const auto bd = test::random_vec(size_t(c.tb ? n : k) * ldb, 41 + a);
+          const auto cd = test::random_vec(size_t(m) * ldc, 42 + b);
+          const std::vector<float> A(ad.begin(), ad.end()), B(bd.begin(), bd.end());
+          for (float beta : {0.0f, 1.0f}) {
+            std::vector<float> C(cd.begin(), cd.end()), R(C);
+            const bool took = kernels::thin_gemm(c.ta, c.tb, m, n, k, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+            ASSERT_EQ(took, thin <= kernels::kThin) << c.ta << c.tb << " " << m << "x" << n << "x" << k;
+            if (!took) continue;
+            kernels::gemm_ref(c.ta, c.tb, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, beta, R.data(), ldc);
+            for (int i = 0; i < m; ++i)
+              for (int j = 0; j < ldc; ++j) {
+                const size_t at = size_t(i) * ldc + size_t(j);
+                if (j >= n) ASSERT_EQ(C[at], R[at]) << "wrote past column " << n;  // untouched
+                else ASSERT_NEAR(C[at], R[at], 1e-5f * (1 + std::abs(R[at])) * std::sqrt(float(k)))
+                         << c.ta << c.tb << " " << m << "x" << n << "x" << k << " beta " << beta << " at " << i << "," << j;
+              }
+          }
+        }
+}
+
 // Runs m forward and backward on a batch of n, then the same layers one at a time, each with its own forward and
 // backward (a ReLU with its mask): the same bits for every layer output, the parameter gradients and the input
 // gradient. Returns the model's layer output gradients (null where a ReLU's backward ran inside the next layer's).

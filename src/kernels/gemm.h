@@ -1,4 +1,5 @@
-// Matrix products through OpenBLAS, with a plain reference for the tests. Row-major throughout.
+// Matrix products through OpenBLAS (and thin_hwy.cpp for a side of at most 16), with a plain reference for the
+// tests. Row-major throughout.
 #pragma once
 #include <cblas.h>
 #include <omp.h>
@@ -9,9 +10,16 @@
 
 namespace rectifier::kernels {
 
+// Products whose thin side (n of A B^T, m of A^T B, k of A B) is at most kThin: thin_hwy.cpp. Returns false (and
+// does nothing) for other shapes and for beta other than 0 or 1; alpha is 1.
+constexpr int kThin = 16;
+bool thin_gemm(bool ta, bool tb, int m, int n, int k, const float* A, int lda, const float* B, int ldb, float beta,
+               float* C, int ldc);
+
 // C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C
 inline void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B, int ldb,
                  float beta, float* C, int ldc) {
+  if (alpha == 1.0f && thin_gemm(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc)) return;
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, A, lda,
               B, ldb, beta, C, ldc);
 }
