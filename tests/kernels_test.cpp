@@ -360,7 +360,7 @@ TEST(ThinGemm, MatchesReference) {
           for (float beta : {0.0f, 1.0f}) {
             std::vector<float> C(cd.begin(), cd.end()), R(C);
             const bool took = kernels::thin_gemm(c.ta, c.tb, m, n, k, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
-            ASSERT_EQ(took, thin <= kernels::kThin) << c.ta << c.tb << " " << m << "x" << n << "x" << k;
+            ASSERT_EQ(took, thin <= kernels::kThin) << c.ta << c.tb << " " << m << "x" << n << "x" << k;  // B <= 64K
             if (!took) continue;
             kernels::gemm_ref(c.ta, c.tb, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, beta, R.data(), ldc);
             for (int i = 0; i < m; ++i)
@@ -372,6 +372,13 @@ TEST(ThinGemm, MatchesReference) {
               }
           }
         }
+}
+
+// A^T B with a large B goes to OpenBLAS (its strips would be walked from memory several times).
+TEST(ThinGemm, LargeTransposedProductGoesToOpenBlas) {
+  std::vector<float> A(300 * 10, 1.0f), B(300 * 300, 1.0f), C(10 * 300, 0.0f);
+  EXPECT_FALSE(kernels::thin_gemm(true, false, 10, 300, 300, A.data(), 10, B.data(), 300, 0.0f, C.data(), 300));
+  EXPECT_TRUE(kernels::thin_gemm(true, false, 10, 200, 300, A.data(), 10, B.data(), 200, 0.0f, C.data(), 200));
 }
 
 // Runs m forward and backward on a batch of n, then the same layers one at a time, each with its own forward and

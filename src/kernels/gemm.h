@@ -11,7 +11,7 @@
 namespace rectifier::kernels {
 
 // Products whose thin side (n of A B^T, m of A^T B, k of A B) is at most kThin: thin_hwy.cpp. Returns false (and
-// does nothing) for other shapes and for beta other than 0 or 1; alpha is 1.
+// does nothing) for other shapes, for A^T B with B over 64K floats, and for beta other than 0 or 1; alpha is 1.
 constexpr int kThin = 16;
 bool thin_gemm(bool ta, bool tb, int m, int n, int k, const float* A, int lda, const float* B, int ldb, float beta,
                float* C, int ldc);

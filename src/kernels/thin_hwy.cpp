@@ -150,7 +150,9 @@ bool thin_gemm(bool ta, bool tb, int m, int n, int k, const float* A, int lda, c
     HWY_DYNAMIC_DISPATCH(ThinNT)(m, n, k, A, lda, B, ldb, C, ldc, acc);
     return true;
   }
-  if (ta && !tb && m <= kThin) {
+  // A^T B walks B's columns in strips, ceil(m / 4) times: past L2 (64K floats) OpenBLAS's packing wins (a
+  // 10x4096x1024 product: 19 ms against 3.7).
+  if (ta && !tb && m <= kThin && size_t(k) * size_t(n) <= (size_t(1) << 16)) {
     HWY_DYNAMIC_DISPATCH(ThinTN)(m, n, k, A, lda, B, ldb, C, ldc, acc);
     return true;
   }
