@@ -7,9 +7,6 @@
 #include <cstring>
 #include <map>
 #include "rectifier/activation.h"
-#include "rectifier/loss.h"
-#include "rectifier/monitor.h"
-#include "rectifier/optimizer.h"
 #include "rectifier/trainer.h"
 #include "train_step.h"
 

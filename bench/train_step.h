@@ -4,6 +4,7 @@
 // kernels_bench (BM_TrainStep) and step_phases both run this.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 #include "rectifier/activation.h"
@@ -39,8 +40,9 @@ class TrainStep {
   // diagnostics: run the monitor; fused: its gradient figures in the optimizer's pass (the trainer's way without
   // clipping); backup: keep the last-good copy (the trainer's default).
   explicit TrainStep(const std::string& arch, bool diagnostics = true, bool fused = true, bool backup = true)
-      : m_(reference_model(arch)), opt_(reference_sgd(), m_.num_params()), mon_(m_), diagnostics_(diagnostics),
-        fused_(fused) {
+      : m_(reference_model(arch)), opt_(reference_sgd(), m_.num_params()), fused_(fused) {
+    // Only with diagnostics: a monitor watches every forward pass of its model (Model::add_observer).
+    if (diagnostics) mon_.emplace(m_);
     m_.reserve(kBatch);
     x_.resize(size_t(kBatch) * 784);
     for (size_t i = 0; i < x_.size(); ++i) x_[i] = float((i * 7919) % 255) / 255.0f;
@@ -48,7 +50,7 @@ class TrainStep {
     for (int i = 0; i < kBatch; ++i) y_[size_t(i)] = i % 10;
     dout_.resize(size_t(kBatch) * 10);
     if (backup) backup_.resize(m_.num_params());
-    mon_.begin_epoch();
+    if (mon_) mon_->begin_epoch();
     m_.zero_grad();  // once, as the trainer: from then on each step clears the gradients
   }
   TrainStep(const TrainStep&) = delete;
@@ -58,19 +60,19 @@ class TrainStep {
   void run(Mark&& mark) {
     const float* out = m_.forward(x_.data(), kBatch, true);
     mark(kForward);
-    if (diagnostics_) mon_.after_forward(kBatch);
+    if (mon_) mon_->after_forward(kBatch);
     mark(kAfterForward);
     loss_forward_backward<float>(LossKind::cross_entropy, out, y_.data(), kBatch, 10, dout_.data());
     mark(kLoss);
     m_.backward(dout_.data(), kBatch);
     mark(kBackward);
-    StepStats* st = diagnostics_ && fused_ ? mon_.prepare_step() : nullptr;
-    if (diagnostics_ && !st) (void)mon_.after_backward();
+    StepStats* st = mon_ && fused_ ? mon_->prepare_step() : nullptr;
+    if (mon_ && !st) (void)mon_->after_backward();
     mark(kAfterBackward);
-    if (diagnostics_ && !st) mon_.before_step();
+    if (mon_ && !st) mon_->before_step();
     opt_.step_and_clear(m_.params(), m_.grads(), 0.01, backup_.empty() ? nullptr : backup_.data(), st);
-    if (st) (void)mon_.after_fused_step();
-    else if (diagnostics_) mon_.after_step();
+    if (st) (void)mon_->after_fused_step();
+    else if (mon_) mon_->after_step();
     mark(kUpdate);
   }
   void run() {
@@ -80,8 +82,8 @@ class TrainStep {
  private:
   Model<float> m_;
   Optimizer<float> opt_;
-  Monitor mon_;
-  bool diagnostics_, fused_;
+  std::optional<Monitor> mon_;
+  bool fused_;
   std::vector<float> x_, dout_, backup_;
   std::vector<int32_t> y_;
 };
