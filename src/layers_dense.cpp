@@ -45,7 +45,6 @@ class Dense final : public Layer<T> {
   }
   // dy: (n, out)  dx: (n, in)
   void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
-    const T* W = this->params_[0].value;
     T* dW = this->params_[0].grad;
     T* db = this->params_[1].grad;
     // dW += dy^T x; each thread's block of dW also takes bias entries: its rows when the product is split by rows,
@@ -58,21 +57,14 @@ class Dense final : public Layer<T> {
         for (int j = lo; j < hi; ++j) db[j] += row[j];
       }
     });
-    if (dx) kernels::pgemm(false, false, n, in_f_, out_f_, T(1), dy, out_f_, W, in_f_, T(0), dx, in_f_);  // dx = dy W
+    if (dx) input_grad(dy, dx, n, nullptr);
   }
   // After a ReLU, x is its output, and x > 0 exactly where its input was > 0 (derivative 0 at 0): dx = (dy W) where
   // x > 0, else 0, on each thread's block of dx while it is in cache. The ReLU's own backward pass, and the buffer
   // for the gradient between the two, are skipped.
   bool backward_through_relu(const T* x, const T* y, const T* dy, T* dx, int n) override {
     backward(x, y, dy, nullptr, n);
-    const T* W = this->params_[0].value;
-    kernels::pgemm(false, false, n, in_f_, out_f_, T(1), dy, out_f_, W, in_f_, T(0), dx, in_f_, [&](int r0, int rows, int c0, int cols) {
-      for (int i = r0; i < r0 + rows; ++i) {
-        const T* xi = x + size_t(i) * in_f_;
-        T* di = dx + size_t(i) * in_f_;
-        for (int j = c0; j < c0 + cols; ++j) di[j] = xi[j] > T(0) ? di[j] : T(0);
-      }
-    });
+    input_grad(dy, dx, n, x);
     return true;
   }
   std::string torch_module() const override {
@@ -91,6 +83,18 @@ class Dense final : public Layer<T> {
       }
       if (then) then(r0, r0 + rows);
     }, bool(then));
+  }
+  // dx = dy W, zeroed where relu_out (if not null) is not positive, on each thread's block while it is in cache
+  void input_grad(const T* dy, T* dx, int n, const T* relu_out) {
+    const T* W = this->params_[0].value;
+    kernels::pgemm(false, false, n, in_f_, out_f_, T(1), dy, out_f_, W, in_f_, T(0), dx, in_f_, [&](int r0, int rows, int c0, int cols) {
+      if (!relu_out) return;
+      for (int i = r0; i < r0 + rows; ++i) {
+        const T* xi = relu_out + size_t(i) * in_f_;
+        T* di = dx + size_t(i) * in_f_;
+        for (int j = c0; j < c0 + cols; ++j) di[j] = xi[j] > T(0) ? di[j] : T(0);
+      }
+    });
   }
   int in_f_ = 0, out_f_ = 0;
 };

@@ -68,7 +68,6 @@ class Monitor : ForwardObserver {
     bool can_die, saturates;
     std::vector<uint8_t> active;       // this epoch: unit was non-zero on some example
     std::vector<uint8_t> was_alive;    // at the end of the previous epoch
-    std::vector<int> pending;          // scratch: the units not yet seen active this epoch
     bool have_prev = false;
     double zeros = 0, count = 0, pre_sum = 0, pre_sq = 0, pre_n = 0, saturated = 0;
     double lo = 0, hi = 0;
