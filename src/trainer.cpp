@@ -170,7 +170,8 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
       for (size_t j = 0; j < m; ++j) dy[j] += y[j] > 0 ? c : (y[j] < 0 ? -c : 0.0f);
     };
 
-  long step = 0;
+  long step = 0, last_good_step = -1;  // last_good holds the weights after step last_good_step
+  const long every = std::max(cfg.last_good_every, 1);
   bool stop = false;
   model.zero_grad();  // once: from then on each step clears the gradients in its own pass
   for (int epoch = 1; epoch <= cfg.epochs && !stop; ++epoch) {
@@ -205,25 +206,31 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
         result.nonfinite_message = "non-finite value at step " + std::to_string(step + 1) + " (epoch " +
                                    std::to_string(epoch) + "): " + *bad;
         long kept = step;
-        if (updated) {  // last_good holds the weights before this update: after step `step`
+        if (updated) {  // this step's update ran: back to the newest copy (this step's, if it took one)
           std::memcpy(model.params(), last_good.data(), sizeof(float) * model.num_params());
           if (auto where = nonfinite_param(model)) result.nonfinite_message += "; " + *where;
+          kept = last_good_step;
         } else if (auto where = nonfinite_param(model)) {
           // The current weights are the last good ones unless the last update made them non-finite.
           result.nonfinite_message += "; " + *where;
-          if (step > 0) {
+          if (last_good_step >= 0) {
             std::memcpy(model.params(), last_good.data(), sizeof(float) * model.num_params());
-            kept = step - 1;
+            kept = last_good_step;
           }
         }
         result.nonfinite_message += "; the weights after step " + std::to_string(kept) + ", the last good ones, are kept";
+        if (kept != step && every > 1)
+          result.nonfinite_message += " (they are copied every " + std::to_string(every) + " steps)";
         return result;
       };
       if (bad && cfg.stop_on_nonfinite) return stop_here(false);
       if (cfg.clip_norm > 0) clip_grad_norm(model.grads(), model.num_params(), cfg.clip_norm);
       lr = cfg.schedule.lr_at(cfg.optimizer.lr, double(epoch - 1) + double(b) / double(steps_per_epoch), cfg.epochs);
       if (monitor && !fused) monitor->before_step();
-      opt.step_and_clear(model.params(), model.grads(), lr, cfg.stop_on_nonfinite ? last_good.data() : nullptr, fused);
+      // The copy holds the weights before this update: after `step` steps.
+      const bool copy = cfg.stop_on_nonfinite && step % every == 0;
+      opt.step_and_clear(model.params(), model.grads(), lr, copy ? last_good.data() : nullptr, fused);
+      if (copy) last_good_step = step;
       if (fused) {
         bad = monitor->after_fused_step();
         if (bad && cfg.stop_on_nonfinite) return stop_here(true);

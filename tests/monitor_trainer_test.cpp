@@ -112,27 +112,39 @@ TEST(Trainer, ShouldStopEndsTrainingAfterThatStep) {
   EXPECT_EQ(r.epochs.back().steps, 11);
 }
 
-TEST(Trainer, ForcedNaNStopsAndKeepsTheLastGoodWeights) {
+// The update after step `bad - 1` "goes wrong": one weight of layer 2 becomes NaN. Step `bad` must stop, naming the
+// layer and the tensor, and put back the newest copy of the weights: taken every `every` steps, so after step `kept`.
+void forced_nan_keeps_the_last_copy(int every, long bad, long kept) {
+  SCOPED_TRACE("every " + std::to_string(every) + ", bad at step " + std::to_string(bad));
   DataSplit d = load_data("xor:256");
   Model<float> m = mlp("dense(8) relu dense(8) relu dense(2)", {2});
   Monitor mon(m);
   TrainConfig c;
-  c.epochs = 2;
-  c.batch = 32;
-  std::vector<float> good;
-  // Step 3's update "goes wrong": one weight of layer 2 becomes NaN. Step 4 must stop, naming the layer and the
-  // tensor, and put back the weights after step 2.
+  c.epochs = 4;
+  c.batch = 32;  // 8 steps per epoch
+  c.last_good_every = every;
+  std::vector<float> good, initial(m.params(), m.params() + m.num_params());
   auto on_step = [&](long step, int, double) {
-    if (step == 2) good.assign(m.params(), m.params() + m.num_params());
-    if (step == 3) m.layer(2).params()[0].value[5] = std::nanf("");
+    if (step == kept) good.assign(m.params(), m.params() + m.num_params());
+    if (step == bad - 1) m.layer(2).params()[0].value[5] = std::nanf("");
   };
+  if (kept == 0) good = initial;
   auto r = train(m, d, c, {}, &mon, on_step);
   ASSERT_TRUE(r.stopped_nonfinite);
-  EXPECT_NE(r.nonfinite_message.find("step 4"), std::string::npos) << r.nonfinite_message;
+  EXPECT_NE(r.nonfinite_message.find("step " + std::to_string(bad) + " "), std::string::npos) << r.nonfinite_message;
   EXPECT_NE(r.nonfinite_message.find("layer 2"), std::string::npos) << r.nonfinite_message;
   EXPECT_NE(r.nonfinite_message.find("'2.weight'"), std::string::npos) << r.nonfinite_message;
-  EXPECT_NE(r.nonfinite_message.find("after step 2"), std::string::npos) << r.nonfinite_message;
+  EXPECT_NE(r.nonfinite_message.find("after step " + std::to_string(kept) + ","), std::string::npos)
+      << r.nonfinite_message;
+  ASSERT_EQ(good.size(), m.num_params());
   EXPECT_EQ(std::memcmp(good.data(), m.params(), good.size() * 4), 0);
+}
+
+TEST(Trainer, ForcedNaNStopsAndKeepsTheLastGoodWeights) {
+  forced_nan_keeps_the_last_copy(1, 4, 2);     // a copy at every step: the weights before the bad update
+  forced_nan_keeps_the_last_copy(16, 4, 0);    // the default: the only copy so far is the initial weights
+  forced_nan_keeps_the_last_copy(16, 20, 16);  // the copy taken in step 17's update
+  forced_nan_keeps_the_last_copy(5, 16, 10);   // copies after steps 0, 5, 10, 15: 15 is the bad one
 }
 
 TEST(Monitor, CountsDeadUnitsAndSparsityByHand) {

@@ -25,6 +25,10 @@ struct TrainConfig {
   bool deterministic = false;   // even work split: bit-identical runs at any fixed thread count (see set_deterministic)
   bool diagnostics = true;      // per-layer dead units, sparsity, gradient norms, warnings
   bool stop_on_nonfinite = true;
+  // With stop_on_nonfinite: the weights are copied aside, as the last good ones, at every Nth step, in the update's
+  // own pass. A stop puts the newest copy back and names its step. Copying at every step made the copy 2 of the
+  // update's 8 streams of memory traffic (docs/benchmarks.md, run 15); 1 keeps the weights of the step before.
+  int last_good_every = 16;
   bool progress = false;        // a progress bar on stderr
   bool eval_train = false;      // recompute train loss/accuracy in eval mode after each epoch (else running means)
   int eval_every = 1;           // evaluate on the test split every N epochs (and after the last)
