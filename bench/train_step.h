@@ -1,6 +1,6 @@
 // One training step as src/trainer.cpp runs it, on a synthetic batch of 128 images of 28x28: forward, the monitor
-// after forward, the loss, backward, then SGD with momentum, with the last-good copy at every 16th step (the
-// trainer's default TrainConfig::last_good_every) and the monitor's gradient figures taken in the optimizer's pass
+// after forward, the loss, backward, then SGD with momentum, with the last-good copy at the trainer's default
+// interval (TrainConfig::last_good_every, 16 steps) and the monitor's gradient figures taken in the optimizer's pass
 // (or, unfused, in the monitor's own passes). The step benchmarks of kernels_bench (BM_TrainStep) and step_phases
 // both run this.
 #pragma once
@@ -12,6 +12,7 @@
 #include "rectifier/loss.h"
 #include "rectifier/monitor.h"
 #include "rectifier/optimizer.h"
+#include "rectifier/trainer.h"
 
 namespace rectifier::bench {
 
@@ -71,7 +72,7 @@ class TrainStep {
     if (mon_ && !st) (void)mon_->after_backward();
     mark(kAfterBackward);
     if (mon_ && !st) mon_->before_step();
-    const bool copy = !backup_.empty() && steps_++ % 16 == 0;
+    const bool copy = !backup_.empty() && steps_++ % every_ == 0;
     opt_.step_and_clear(m_.params(), m_.grads(), 0.01, copy ? backup_.data() : nullptr, st);
     if (st) (void)mon_->after_fused_step();
     else if (mon_) mon_->after_step();
@@ -87,6 +88,7 @@ class TrainStep {
   std::optional<Monitor> mon_;
   bool fused_;
   long steps_ = 0;
+  const long every_ = TrainConfig{}.last_good_every;  // the trainer's default
   std::vector<float> x_, dout_, backup_;
   std::vector<int32_t> y_;
 };
