@@ -159,28 +159,25 @@ class Conv2D final : public Layer<T> {
     }
   }
   // The direct path's backward for images [i0, i1) on thread t: weight gradient into dw (then the bias after it)
-  // by groups of up to kGroup images, input gradient per image.
+  // by groups of up to kGroup images, input gradient per image from the same gridded dy.
   void direct_backward(const float* x, const float* dy, float* dx, int i0, int i1, float* dw, int t) {
-    const int P = int(this->P());
-    const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P;
+    const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P();
     const size_t per = kernels::direct_grad_image_floats(g_), planes = size_t(g_.c) * kernels::direct_layout(g_).cs;
     float* group = group_.data() + size_t(t) * per * kGroup;
     float* db = dw + K() * size_t(g_.oc);
-    const auto gt = kernels::input_grad_geometry(g_);
     for (int s = i0; s < i1; s += kGroup) {
       const int G = std::min(kGroup, i1 - s);
+      // The bias gradient is summed while dy goes onto the grid. Only the rows are written: group_ is written by
+      // nothing else, and its padding stays zero from allocation.
       for (int j = 0; j < G; ++j) {
-        kernels::direct_pad_input(g_, x + size_t(s + j) * in_sz, group + size_t(j) * per);
-        kernels::direct_grid_output(g_, dy + size_t(s + j) * out_sz, group + size_t(j) * per + planes);
+        kernels::direct_pad_input(g_, x + size_t(s + j) * in_sz, group + size_t(j) * per, false);
+        kernels::direct_grid_output(g_, dy + size_t(s + j) * out_sz, group + size_t(j) * per + planes, db, false);
       }
       kernels::direct_weight_grad(g_, group, G, dw);
-      for (int i = s; i < s + G; ++i) {
-        const float* dyi = dy + size_t(i) * out_sz;
-        for (int o = 0; o < g_.oc; ++o) db[o] += kernels::sum8(dyi + size_t(o) * P, size_t(P));
-        if (dx)  // dx = dy correlated with the flipped weights
-          kernels::conv_direct(gt, dyi, wt_.data(), nullptr, dx + size_t(i) * in_sz,
-                               scratch_.data() + size_t(t) * direct_scratch_);
-      }
+      if (dx)  // dx = dy correlated with the flipped weights, read from the same grid
+        for (int j = 0; j < G; ++j)
+          kernels::direct_input_grad(g_, group + size_t(j) * per + planes, wt_.data(), dx + size_t(s + j) * in_sz,
+                                     scratch_.data() + size_t(t) * direct_scratch_);
     }
   }
   std::string torch_module() const override {

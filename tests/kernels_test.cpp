@@ -4,6 +4,7 @@
 #include <cstring>
 #include <tuple>
 #include <omp.h>
+#include "kernels/conv_direct.h"
 #include "kernels/conv_kernels.h"
 #include "kernels/gemm.h"
 #include "rectifier/activation.h"
@@ -308,6 +309,47 @@ TEST(ConvKernel, FloatLayerMatchesDoubleLayerForwardAndBackward) {
       ASSERT_NEAR(mf.input_grad()[i], md.input_grad()[i], 1e-4 * (1 + std::abs(md.input_grad()[i]))) << c.text << " dx " << i;
     for (size_t i = 0; i < md.num_params(); ++i)
       ASSERT_NEAR(mf.grads()[i], md.grads()[i], 1e-4 * (1 + std::abs(md.grads()[i]))) << c.text << " grad " << i;
+  }
+}
+
+// The direct convolution's copies onto its grids (kernels::ToGrid in conv_hwy.cpp, vector by vector with masked row
+// ends) against the layout written out in plain loops: the padded input planes, dy on the output grid with its bias
+// sums, and, without fill, nothing written outside the rows. Widths around the vector sizes (4, 8, 16 lanes).
+TEST(ConvKernel, GridCopiesMatchPlainLoops) {
+  const float kSentinel = 12345.0f;
+  for (const auto& [c, h, w, oc, k, pad] : {std::tuple{1, 28, 28, 16, 5, 2}, std::tuple{16, 14, 14, 32, 5, 2},
+                                           std::tuple{3, 9, 11, 5, 3, 0}, std::tuple{2, 7, 5, 6, 3, 2},
+                                           std::tuple{2, 8, 13, 3, 7, 3}, std::tuple{3, 5, 17, 2, 2, 1},
+                                           std::tuple{1, 3, 33, 9, 4, 3}}) {
+    kernels::ConvGeometry g{c, h, w, oc, k, 1, pad, h + 2 * pad - k + 1, w + 2 * pad - k + 1};
+    const auto l = kernels::direct_layout(g);
+    const auto xd = test::random_vec(size_t(c) * h * w, 11), dyd = test::random_vec(size_t(oc) * g.oh * g.ow, 12);
+    const std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
+    // the layouts, in plain loops: input row iy at (iy + pad) wp + pad, dy row oy at gpre + oy wp, zero elsewhere
+    std::vector<float> want_x(size_t(c) * l.cs, 0.0f), want_dy(size_t(l.ocpad) * l.gs, 0.0f);
+    std::vector<double> want_db(size_t(oc), 0.0);
+    for (int ch = 0; ch < c; ++ch)
+      for (int iy = 0; iy < h; ++iy)
+        for (int ix = 0; ix < w; ++ix)
+          want_x[size_t(ch) * l.cs + size_t(iy + pad) * l.wp + size_t(pad + ix)] = x[(size_t(ch) * h + iy) * w + ix];
+    for (int o = 0; o < oc; ++o)
+      for (int oy = 0; oy < g.oh; ++oy)
+        for (int ox = 0; ox < g.ow; ++ox) {
+          const float v = dy[(size_t(o) * g.oh + oy) * g.ow + ox];
+          want_dy[size_t(o) * l.gs + l.gpre + size_t(oy) * l.wp + size_t(ox)] = v;
+          want_db[size_t(o)] += v;
+        }
+    for (bool fill : {true, false}) {
+      // with fill every value is written (start from the sentinel); without, only the rows (start from zero, as the
+      // layer's buffers do, and check the padding is still zero)
+      std::vector<float> got_x(want_x.size(), fill ? kSentinel : 0.0f), got_dy(want_dy.size(), fill ? kSentinel : 0.0f);
+      std::vector<float> db(size_t(oc), 1.0f);
+      kernels::direct_pad_input(g, x.data(), got_x.data(), fill);
+      kernels::direct_grid_output(g, dy.data(), got_dy.data(), db.data(), fill);
+      for (size_t i = 0; i < want_x.size(); ++i) ASSERT_EQ(got_x[i], want_x[i]) << "x plane value " << i << " fill " << fill;
+      for (size_t i = 0; i < want_dy.size(); ++i) ASSERT_EQ(got_dy[i], want_dy[i]) << "dy grid value " << i << " fill " << fill;
+      for (int o = 0; o < oc; ++o) ASSERT_NEAR(db[size_t(o)], 1.0 + want_db[size_t(o)], 1e-5 * (1 + std::abs(want_db[size_t(o)])));
+    }
   }
 }
 

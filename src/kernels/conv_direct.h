@@ -18,6 +18,9 @@ struct DirectConvLayout {
   size_t cs = 0;       // floats per padded input plane
   int ocpad = 0;       // output channels rounded up to kDirectOB
   size_t scratch = 0;  // floats of scratch conv_direct needs: the padded planes, then the padded output
+  // backward: dy on the output grid, gpre floats into planes of gs floats, is at once the weight gradient's operand
+  // and, from glead = gpre - (k - 1 - pad) (wp + 1), the input gradient's padded input (no second copy)
+  size_t gpre = 0, glead = 0, gs = 0;
 };
 
 // Stride 1, padding at most k - 1 and not a plain 1x1 (that one is a GEMM on the image itself).
@@ -31,9 +34,12 @@ ConvGeometry input_grad_geometry(const ConvGeometry& g);
 size_t direct_weights_floats(const ConvGeometry& g);
 void pack_direct_weights(const ConvGeometry& g, const float* W, bool transposed, float* wr);
 
-// The padded input planes (c planes of cs floats), and dy on the output grid (ocpad rows of qpad, zero where unused).
-void direct_pad_input(const ConvGeometry& g, const float* x, float* xp);
-void direct_grid_output(const ConvGeometry& g, const float* dy, float* dyq);
+// The padded input planes (c planes of cs floats), and dy on the output grid (ocpad planes of gs floats, from gpre,
+// zero where unused). direct_grid_output adds the sum of each channel of dy to db (the bias gradient), if not null.
+// fill: write the zeros before the first row and after the last (and dy's padding channels) too; without it they
+// must already be zero (a buffer only ever written by these two functions, zero when allocated).
+void direct_pad_input(const ConvGeometry& g, const float* x, float* xp, bool fill);
+void direct_grid_output(const ConvGeometry& g, const float* dy, float* dyq, float* db, bool fill);
 
 // Weight gradient over G images. buf holds, per image, its padded input planes then its gridded dy
 // (direct_grad_image_floats(g) floats per image, filled by the two functions above). dw (oc, c*k*k) is accumulated.
@@ -42,5 +48,8 @@ void direct_weight_grad(const ConvGeometry& g, const float* buf, int G, float* d
 
 // y (oc, oh, ow) = the convolution of x (c, h, w) with the packed weights, plus bias (if not null). Overwrites y.
 void conv_direct(const ConvGeometry& g, const float* x, const float* wr, const float* bias, float* y, float* scratch);
+// dx (c, h, w) of the layer of geometry g from dy already on its grid (an image's planes from direct_grid_output) and
+// the weights packed for input_grad_geometry(g). scratch: direct_layout(input_grad_geometry(g)).scratch floats.
+void direct_input_grad(const ConvGeometry& g, const float* dyq, const float* wt, float* dx, float* scratch);
 
 }  // namespace rectifier::kernels
