@@ -205,7 +205,7 @@ TEST(ConvKernel, LayerMatchesDirectConvolution) {
 // (small integers), negative windows and NaNs: the same maxima and the same argmax.
 TEST(PoolKernel, MaxPoolMatchesReferenceWithTiesAndNaN) {
   for (int k : {2, 3})
-  for (int w : {10, 40}) {  // rows narrower than a vector, and rows of several vectors plus a tail
+  for (int w : {6, 10, 14, 28, 40}) {  // rows narrower than a vector, the reference CNN's, several vectors plus a tail
     const int h = 12, c = 3, n = 2, s = 2, oh = (h - k) / s + 1, ow = (w - k) / s + 1;
     kernels::ConvGeometry g{c, h, w, c, k, s, 0, oh, ow};
     Rng rng{uint64_t(k * w)};
@@ -225,9 +225,10 @@ TEST(PoolKernel, MaxPoolMatchesReferenceWithTiesAndNaN) {
 }
 
 // The SIMD 2x2 max-pool backward against the plain loop, with and without the ReLU gate (pooled values negative,
-// zero, positive and NaN), on rows narrower than a vector and rows of several vectors plus a tail.
+// zero, positive and NaN), on rows narrower than a vector and rows of several vectors plus a tail (the last vector
+// overlapping the one before).
 TEST(PoolKernel, MaxPoolBackwardMatchesReference) {
-  for (int w : {10, 40, 46}) {
+  for (int w : {6, 10, 14, 28, 32, 40, 46}) {  // 3 to 23 windows a row: scalar, vectors of 4, whole vectors, overlaps
     const int h = 8, c = 3, n = 2, oh = h / 2, ow = w / 2;
     kernels::ConvGeometry g{c, h, w, c, 2, 2, 0, oh, ow};
     Rng rng{uint64_t(w)};

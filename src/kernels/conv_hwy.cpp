@@ -134,7 +134,7 @@ float ToGrid(const float* HWY_RESTRICT src, const float* src_end, int rows, int 
   for (; fill && i + L <= prefix; i += L) hn::StoreU(zero, d, dst + i);
   for (; fill && i < prefix; ++i) dst[i] = 0.0f;
   auto acc = zero;
-  HWY_ALIGN float tmp[64] = {};
+  HWY_ALIGN float tmp[64];  // written before every use (a zero-initialised one cost a memset per call)
   for (int r = 0; r < rows; ++r) {
     const float* s = src + size_t(r) * size_t(cols);
     const size_t at = prefix + size_t(r) * size_t(wp);
@@ -192,6 +192,7 @@ void MaxPool2x2(const float* HWY_RESTRICT x, const float* x_end, float* HWY_REST
   const hn::RebindToSigned<decltype(d)> di;
   const size_t L = hn::Lanes(d);
   const int oh = h / 2, ow = w / 2;
+  const float* y_end = y + planes * size_t(oh) * size_t(ow);  // the same extent for am
   const auto lane2 = hn::Add(hn::Iota(di, 0), hn::Iota(di, 0));  // 2 * lane
   for (size_t pl = 0; pl < planes; ++pl) {
     const float* xc = x + pl * size_t(h) * size_t(w);
@@ -220,7 +221,9 @@ void MaxPool2x2(const float* HWY_RESTRICT x, const float* x_end, float* HWY_REST
         at = hn::IfThenElse(hn::RebindMask(di, take), hn::Add(at0, hn::Set(di, w + 1)), at);
         float* yo = yc + size_t(oy) * size_t(ow) + size_t(ox);
         int32_t* ao = ac + size_t(oy) * size_t(ow) + size_t(ox);
-        if (size_t(ow - ox) >= L) {
+        // A row's last vector may run into the next row's slots (rewritten by it) but not past this call's planes;
+        // masked stores only there (on AMD Zen they are microcoded: 40% of this kernel's time when every row took one).
+        if (size_t(ow - ox) >= L || yo + L <= y_end) {
           hn::StoreU(best, d, yo);
           hn::StoreU(at, di, ao);
         } else {
@@ -259,8 +262,9 @@ void Pool2x2BackVec(D d, const float* HWY_RESTRICT dy, const int32_t* HWY_RESTRI
 
 // The backward of MaxPool2x2 over planes [0, planes): each window's 2x2 block of dx gets dy at the argmax and zero
 // elsewhere (every dx value written once). With gate (the pooled output), a window passes dy only where its maximum
-// is positive: the ReLU before the pooling, in the same pass. Full vectors of windows, then (rows of 7 in the
-// reference CNN) vectors of 4, then one window at a time.
+// is positive: the ReLU before the pooling, in the same pass. Full vectors of windows (or, for rows shorter than
+// one, vectors of 4: the reference CNN's rows of 7), the last one overlapping the one before; one window at a time
+// only in rows shorter than 4 windows.
 void MaxPool2x2Backward(const float* HWY_RESTRICT dy, const int32_t* HWY_RESTRICT am, const float* HWY_RESTRICT gate,
                         float* HWY_RESTRICT dx, size_t planes, int h, int w) {
   const hn::ScalableTag<float> d;
@@ -276,9 +280,20 @@ void MaxPool2x2Backward(const float* HWY_RESTRICT dy, const int32_t* HWY_RESTRIC
       float* r0 = dxc + size_t(2 * oy) * size_t(w);
       float* r1 = r0 + w;
       const int32_t top = 2 * oy * w;
+      // Whole vectors, then the windows left by one more vector ending at the row's end, overlapping the last one
+      // (those windows are written twice, with the same values): no masked or partial stores.
+      auto vec = [&](auto dd, int at) { Pool2x2BackVec(dd, dy + orow + at, am + orow + at, g ? g + at : nullptr, top, at, w, r0, r1); };
       int ox = 0;
-      for (; ox + L <= ow; ox += L) Pool2x2BackVec(d, dy + orow + ox, am + orow + ox, g ? g + ox : nullptr, top, ox, w, r0, r1);
-      for (; ox + L4 <= ow; ox += L4) Pool2x2BackVec(d4, dy + orow + ox, am + orow + ox, g ? g + ox : nullptr, top, ox, w, r0, r1);
+      if (ow >= L) {
+        for (; ox + L <= ow; ox += L) vec(d, ox);
+        if (ox < ow) vec(d, ow - L);
+        continue;
+      }
+      if (ow >= L4) {
+        for (; ox + L4 <= ow; ox += L4) vec(d4, ox);
+        if (ox < ow) vec(d4, ow - L4);
+        continue;
+      }
       for (; ox < ow; ++ox) {
         const size_t o = orow + size_t(ox);
         const float v = gate && !(gate[o] > 0.0f) ? 0.0f : dy[o];
