@@ -206,17 +206,17 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
         result.nonfinite_message = "non-finite value at step " + std::to_string(step + 1) + " (epoch " +
                                    std::to_string(epoch) + "): " + *bad;
         long kept = step;
-        if (updated) {  // this step's update ran: back to the newest copy (this step's, if it took one)
+        auto restore_copy = [&] {
           std::memcpy(model.params(), last_good.data(), sizeof(float) * model.num_params());
-          if (auto where = nonfinite_param(model)) result.nonfinite_message += "; " + *where;
           kept = last_good_step;
+        };
+        if (updated) {  // this step's update ran: back to the newest copy (this step's, if it took one)
+          restore_copy();
+          if (auto where = nonfinite_param(model)) result.nonfinite_message += "; " + *where;
         } else if (auto where = nonfinite_param(model)) {
           // The current weights are the last good ones unless the last update made them non-finite.
           result.nonfinite_message += "; " + *where;
-          if (last_good_step >= 0) {
-            std::memcpy(model.params(), last_good.data(), sizeof(float) * model.num_params());
-            kept = last_good_step;
-          }
+          if (last_good_step >= 0) restore_copy();
         }
         result.nonfinite_message += "; the weights after step " + std::to_string(kept) + ", the last good ones, are kept";
         if (kept != step && every > 1)

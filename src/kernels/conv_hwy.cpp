@@ -79,8 +79,9 @@ void DirectConv(const float* HWY_RESTRICT xp, size_t cs, int C, int k, int Wp, s
 
 // dw (oc, C * k * k) += sum over G images and every q of dyq[o][q] * xp[c][q + ki * Wp + kj]: the weight gradient.
 // dyq holds dy on the same q grid (channel planes dcs floats apart), zero in the thrown-away columns, so they add
-// nothing. Images lie at xstride and dstride floats. A tile keeps kOB output channels by kDwTaps taps (any three (c, ki, kj), each a shifted view of the
-// planes) in registers over all images and positions, then reduces each vector once.
+// nothing. Images lie at xstride and dstride floats. A tile keeps kOB output channels by kDwTaps taps (any three
+// (c, ki, kj), each a shifted view of the planes) in registers over all images and positions, then reduces each
+// vector once.
 constexpr int kDwTaps = 3;
 void DirectWeightGrad(const float* HWY_RESTRICT xp, size_t xstride, size_t cs, const float* HWY_RESTRICT dyq,
                       size_t dstride, int G, int C, int k, int Wp, size_t dcs, size_t qn, int oc, int ocpad,
@@ -282,7 +283,9 @@ void MaxPool2x2Backward(const float* HWY_RESTRICT dy, const int32_t* HWY_RESTRIC
       const int32_t top = 2 * oy * w;
       // Whole vectors, then the windows left by one more vector ending at the row's end, overlapping the last one
       // (those windows are written twice, with the same values): no masked or partial stores.
-      auto vec = [&](auto dd, int at) { Pool2x2BackVec(dd, dy + orow + at, am + orow + at, g ? g + at : nullptr, top, at, w, r0, r1); };
+      auto vec = [&](auto dd, int at) {
+        Pool2x2BackVec(dd, dy + orow + at, am + orow + at, g ? g + at : nullptr, top, at, w, r0, r1);
+      };
       int ox = 0;
       if (ow >= L) {
         for (; ox + L <= ow; ox += L) vec(d, ox);
@@ -333,7 +336,7 @@ bool direct_conv_applies(const ConvGeometry& g) {
 }
 
 namespace {
-// A geometry's layout but for the backward fields (gs, gpre).
+// A geometry's layout but for the backward fields (gpre, glead, gs).
 DirectConvLayout forward_layout(const ConvGeometry& g) {
   DirectConvLayout l;
   l.wp = g.w + g.pad;
@@ -402,7 +405,8 @@ void direct_grid_output(const ConvGeometry& g, const float* dy, float* dyq, floa
   const size_t plane = size_t(g.oh) * size_t(g.ow);
   const float* end = dy + size_t(g.oc) * plane;
   for (int o = 0; o < g.oc; ++o) {
-    const float s = HWY_DYNAMIC_DISPATCH(ToGrid)(dy + size_t(o) * plane, end, g.oh, g.ow, l.wp, l.gpre, l.gs, dyq + size_t(o) * l.gs, fill);
+    const float s = HWY_DYNAMIC_DISPATCH(ToGrid)(dy + size_t(o) * plane, end, g.oh, g.ow, l.wp, l.gpre, l.gs,
+                                                 dyq + size_t(o) * l.gs, fill);
     if (db) db[o] += s;
   }
   if (fill) std::fill(dyq + size_t(g.oc) * l.gs, dyq + size_t(l.ocpad) * l.gs, 0.0f);
@@ -415,7 +419,8 @@ void from_grid(const ConvGeometry& g, const DirectConvLayout& l, const float* ou
   const size_t plane = size_t(g.oh) * size_t(g.ow);
   const float* y_end = y + size_t(g.oc) * plane;
   for (int o = 0; o < g.oc; ++o)
-    HWY_DYNAMIC_DISPATCH(FromGrid)(out + size_t(o) * ldo, out_end, g.oh, g.ow, l.wp, bias ? bias[o] : 0.0f, y + size_t(o) * plane, y_end);
+    HWY_DYNAMIC_DISPATCH(FromGrid)(out + size_t(o) * ldo, out_end, g.oh, g.ow, l.wp, bias ? bias[o] : 0.0f,
+                                   y + size_t(o) * plane, y_end);
 }
 
 void check_tile() {
@@ -444,8 +449,9 @@ void direct_input_grad(const ConvGeometry& g, const float* dyq, const float* wt,
 
 size_t direct_grad_image_floats(const ConvGeometry& g) {
   const DirectConvLayout l = direct_layout(g);
-  // An odd number of cache lines: the images of a group at a multiple of 4 KB apart would put the same position of
-  // each in the same L1 set (the reference CNN's second convolution: 15 x 4 KB, and its weight gradient 12% slower).
+  // An odd number of cache lines between images, so that the same position of every image of a group does not fall
+  // in the same L1 set (the reference CNN's second convolution would otherwise be exactly 16 x 4 KB per image). A
+  // precaution: no difference was measured either way; the slowdown seen came from the plane stride (gs, above).
   const size_t n = round_up(size_t(g.c) * l.cs + size_t(l.ocpad) * l.gs, 16);
   return n / 16 % 2 ? n : n + 16;
 }
