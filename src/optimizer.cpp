@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
+#include "kernels/optim_kernels.h"
 #include "kernels/reduce.h"
 
 namespace rectifier {
@@ -64,40 +65,6 @@ Optimizer<T>::Optimizer(const OptimizerConfig& cfg, size_t n) : cfg_(cfg), n_(n)
 }
 
 namespace {
-
-// GCC would split the backup copy out of the update loops into a memcpy (reading p twice); keep one pass.
-#if defined(__GNUC__) && !defined(__clang__)
-#define RECTIFIER_ONE_PASS __attribute__((optimize("no-tree-loop-distribute-patterns")))
-#else
-#define RECTIFIER_ONE_PASS
-#endif
-
-// One block [0, n) of each update rule. Every pointer is restrict-qualified and every constant a value, so the
-// compiler vectorises the loops (captured references made it re-load lr and mu per element and stay scalar).
-// With B, bk receives p before the update, in the same pass (p is read once); with Z, g is zeroed after it is read.
-template <bool B, bool Z, class T>
-RECTIFIER_ONE_PASS void sgd_block(T* __restrict p, T* __restrict g, T* __restrict bk, long n, T lr, T wd) {
-  for (long i = 0; i < n; ++i) {
-    const T pi = p[i], gi = g[i];
-    if constexpr (B) bk[i] = pi;
-    if constexpr (Z) g[i] = T(0);
-    p[i] = pi - lr * (gi + wd * pi);
-  }
-}
-
-template <bool B, bool Z, class T>
-RECTIFIER_ONE_PASS void momentum_block(T* __restrict p, T* __restrict g, T* __restrict m, T* __restrict bk, long n, T lr, T wd,
-                    T mu, T a, T c) {
-  for (long i = 0; i < n; ++i) {
-    const T pi = p[i];
-    if constexpr (B) bk[i] = pi;
-    const T gi = g[i] + wd * pi;
-    if constexpr (Z) g[i] = T(0);
-    const T mi = mu * m[i] + gi;
-    m[i] = mi;
-    p[i] = pi - lr * (a * gi + c * mi);
-  }
-}
 
 template <bool B, bool Z, class T>
 RECTIFIER_ONE_PASS void adam_block(T* __restrict p, T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict bk, long n,
@@ -207,13 +174,21 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
     case OptKind::sgd: {
       const T mu = T(cfg_.momentum);
       if (mu == T(0)) {
-        each([&](auto B, long b, long k) { sgd_block<B(), Z>(p + b, g + b, bk(b), k, lr, wd); });
+        each([&](auto B, long b, long k) {
+          if constexpr (std::is_same_v<T, float>) kernels::sgd_update(p + b, g + b, bk(b), size_t(k), lr, wd, Z);
+          else kernels::sgd_update_ref<B(), Z>(p + b, g + b, bk(b), k, lr, wd);
+        });
         break;
       }
       // PyTorch starts the buffer as the first gradient: the same as mu * 0 + g, the buffer being zero-filled.
       // Nesterov steps along g + mu * m, plain momentum along m: p -= lr * (a * g + c * m), branch-free.
       const T a = cfg_.nesterov ? T(1) : T(0), c = cfg_.nesterov ? mu : T(1);
-      each([&](auto B, long b, long k) { momentum_block<B(), Z>(p + b, g + b, m + b, bk(b), k, lr, wd, mu, a, c); });
+      each([&](auto B, long b, long k) {
+        if constexpr (std::is_same_v<T, float>)
+          kernels::momentum_update(p + b, g + b, m + b, bk(b), size_t(k), lr, wd, mu, a, c, Z);
+        else
+          kernels::momentum_update_ref<B(), Z>(p + b, g + b, m + b, bk(b), k, lr, wd, mu, a, c);
+      });
       break;
     }
     case OptKind::adam: case OptKind::adamw: {

@@ -2,11 +2,14 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <limits>
 #include <tuple>
 #include <omp.h>
 #include "kernels/conv_direct.h"
 #include "kernels/conv_kernels.h"
 #include "kernels/gemm.h"
+#include "kernels/optim_kernels.h"
+#include "kernels/reduce.h"
 #include "rectifier/activation.h"
 #include "rectifier/trainer.h"
 #include "test_util.h"
@@ -546,6 +549,81 @@ TEST(PoolKernel, MaxPoolPicksTheMaxAndRoutesTheGradient) {
   float sum = 0;
   for (float v : dx) sum += v;
   EXPECT_EQ(sum, 10);
+}
+
+// The dispatched update rules give the plain loops' bits (no FMA contraction), for every length (vector tails),
+// offset (unaligned starts), backup or not, gradient cleared or not, and plain, decayed and Nesterov momentum.
+TEST(OptimKernel, UpdatesMatchPlainLoopsBitForBit) {
+  const size_t N = 4096 + 37;
+  std::vector<float> p0(N + 8), g0(N + 8), m0(N + 8);
+  for (size_t i = 0; i < p0.size(); ++i) {
+    p0[i] = std::sin(float(i) * 0.37f) * 0.3f;
+    g0[i] = std::cos(float(i) * 0.11f) * 1e-2f * float(1 + i % 7);
+    m0[i] = std::sin(float(i) * 0.05f) * 2e-2f;
+  }
+  g0[5] = 1e-40f;  // a denormal passes through both the same way
+  struct Rule { float lr, wd, mu, a, c; };
+  for (const Rule r : {Rule{0.05f, 0.0f, 0.9f, 0.0f, 1.0f}, Rule{0.1f, 1e-3f, 0.8f, 1.0f, 0.8f}, Rule{0.3f, 0.0f, 0.0f, 0, 0}})
+    for (size_t n : {size_t(0), size_t(1), size_t(3), size_t(7), size_t(8), size_t(15), size_t(33), size_t(100), N})
+      for (size_t off : {size_t(0), size_t(1), size_t(5)})
+        for (int v = 0; v < 4; ++v) {
+          const bool backup = v & 1, zero = v & 2;
+          std::vector<float> p(p0), g(g0), m(m0), bk(N + 8, -1.0f), q(p0), h(g0), w(m0), bq(N + 8, -1.0f);
+          float* b1 = backup ? bk.data() + off : nullptr;
+          if (r.mu == 0.0f) {
+            kernels::sgd_update(p.data() + off, g.data() + off, b1, n, r.lr, r.wd, zero);
+            auto ref = [&](auto B, auto Z) {
+              kernels::sgd_update_ref<B(), Z()>(q.data() + off, h.data() + off, bq.data() + off, long(n), r.lr, r.wd);
+            };
+            if (backup) zero ? ref(std::true_type{}, std::true_type{}) : ref(std::true_type{}, std::false_type{});
+            else zero ? ref(std::false_type{}, std::true_type{}) : ref(std::false_type{}, std::false_type{});
+          } else {
+            kernels::momentum_update(p.data() + off, g.data() + off, m.data() + off, b1, n, r.lr, r.wd, r.mu, r.a, r.c, zero);
+            auto ref = [&](auto B, auto Z) {
+              kernels::momentum_update_ref<B(), Z()>(q.data() + off, h.data() + off, w.data() + off, bq.data() + off,
+                                                     long(n), r.lr, r.wd, r.mu, r.a, r.c);
+            };
+            if (backup) zero ? ref(std::true_type{}, std::true_type{}) : ref(std::true_type{}, std::false_type{});
+            else zero ? ref(std::false_type{}, std::true_type{}) : ref(std::false_type{}, std::false_type{});
+          }
+          const auto where = "mu " + std::to_string(r.mu) + " n " + std::to_string(n) + " offset " + std::to_string(off) +
+                             " variant " + std::to_string(v);
+          ASSERT_EQ(std::memcmp(p.data(), q.data(), p.size() * 4), 0) << where;  // untouched outside [off, off + n)
+          ASSERT_EQ(std::memcmp(g.data(), h.data(), g.size() * 4), 0) << where;
+          ASSERT_EQ(std::memcmp(m.data(), w.data(), m.size() * 4), 0) << where;
+          if (backup) {
+            ASSERT_EQ(std::memcmp(bk.data(), bq.data(), bk.size() * 4), 0) << where;
+          }
+          if (n == N) {
+            ASSERT_NE(std::memcmp(p.data(), p0.data(), p.size() * 4), 0) << where;  // it did update
+          }
+        }
+}
+
+TEST(OptimKernel, SumOfSquaresMatchesPlainLoopBitForBit) {
+  std::vector<float> x(3 * 4096 + 100);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(float(i) * 0.7f) * float(1 + i % 11);
+  for (size_t n : {size_t(0), size_t(1), size_t(31), size_t(32), size_t(33), size_t(95), size_t(4095), size_t(4096),
+                   size_t(4097), size_t(3 * 4096 + 99)})
+    for (size_t off : {size_t(0), size_t(1), size_t(3)}) {
+      const double got = kernels::sum_squares(x.data() + off, n), want = kernels::sum_squares_ref(x.data() + off, n);
+      EXPECT_EQ(got, want) << "n " << n << " offset " << off;
+    }
+  // One lane alone, two terms of like size: the lane's sum is the result, and a square added without rounding it
+  // first (an FMA) changes it about every other time.
+  Rng rng(3);
+  for (size_t lane = 0; lane < 32; ++lane) {
+    int differ = 0;
+    for (int trial = 0; trial < 16; ++trial) {
+      std::vector<float> y(64, 0.0f);
+      y[lane] = 1.0f + float(rng.uniform());
+      y[32 + lane] = 1.0f + float(rng.uniform());
+      differ += kernels::sum_squares(y.data(), y.size()) != kernels::sum_squares_ref(y.data(), y.size());
+    }
+    EXPECT_EQ(differ, 0) << "lane " << lane;
+  }
+  x[4100] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_TRUE(std::isnan(kernels::sum_squares(x.data(), x.size())));
 }
 
 }  // namespace rectifier

@@ -11,9 +11,9 @@ namespace rectifier::kernels {
 constexpr size_t kLanes = 32;
 
 // Sum of squares of x[0, n): in T within blocks of 4096, the blocks added in double in order. Serial (callers run it
-// inside their own parallel loops).
+// inside their own parallel loops). The plain loop: the reference, and the double version.
 template <class T>
-double sum_squares(const T* x, size_t n) {
+double sum_squares_ref(const T* x, size_t n) {
   double ss = 0;
   for (size_t lo = 0; lo < n; lo += 4096) {
     const size_t hi = std::min(n, lo + 4096);
@@ -29,6 +29,10 @@ double sum_squares(const T* x, size_t n) {
   }
   return ss;
 }
+
+// The float version: optim_hwy.cpp, dispatched at run time, the same bits as sum_squares_ref on every target.
+double sum_squares(const float* x, size_t n);
+inline double sum_squares(const double* x, size_t n) { return sum_squares_ref(x, n); }
 
 // The update-to-weight ratio's two sums over [0, n), in double: adds sum (now - was)^2 to du and sum was^2 to w.
 template <class T>

@@ -1,0 +1,133 @@
+// The optimizer's float update rules (SGD, SGD with momentum) and the sum of squares the optimizer and the monitor
+// share, in Highway: compiled for every x86-64 target and dispatched at run time. Built without contraction into
+// FMA (CMakeLists.txt), each lane does the plain loops' operations in their order, so every target gives the bits of
+// the references in optim_kernels.h and reduce.h: training results do not depend on the CPU's vector width.
+//
+// Why: compiled for baseline x86-64 (SSE2), the momentum update took 19 instructions per 4 floats and was partly
+// bound by instructions, not memory: these kernels took the update phase of an MLP step (2 threads, with the
+// monitor's sums) from 359 to 244 us, medians of 14 alternating pairs (bench/step_phases).
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/optim_hwy.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <cstddef>
+
+HWY_BEFORE_NAMESPACE();
+namespace rectifier::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// p -= lr * (g + wd * p); bk (if not null) receives p first; g is zeroed after it is read when zero_g.
+void SgdUpdate(float* HWY_RESTRICT p, float* HWY_RESTRICT g, float* HWY_RESTRICT bk, size_t n, float lr, float wd,
+               bool zero_g) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d);
+  const auto vlr = hn::Set(d, lr), vwd = hn::Set(d, wd), zero = hn::Zero(d);
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto pi = hn::LoadU(d, p + i), gi = hn::LoadU(d, g + i);
+    if (bk) hn::StoreU(pi, d, bk + i);
+    if (zero_g) hn::StoreU(zero, d, g + i);
+    hn::StoreU(hn::Sub(pi, hn::Mul(vlr, hn::Add(gi, hn::Mul(vwd, pi)))), d, p + i);
+  }
+  for (; i < n; ++i) {
+    const float pi = p[i], gi = g[i];
+    if (bk) bk[i] = pi;
+    if (zero_g) g[i] = 0.0f;
+    p[i] = pi - lr * (gi + wd * pi);
+  }
+}
+
+// g' = g + wd p; m = mu m + g'; p -= lr (a g' + c m): plain momentum with a = 0, c = 1, Nesterov with a = 1, c = mu.
+void MomentumUpdate(float* HWY_RESTRICT p, float* HWY_RESTRICT g, float* HWY_RESTRICT m, float* HWY_RESTRICT bk,
+                    size_t n, float lr, float wd, float mu, float a, float c, bool zero_g) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d);
+  const auto vlr = hn::Set(d, lr), vwd = hn::Set(d, wd), vmu = hn::Set(d, mu), va = hn::Set(d, a), vc = hn::Set(d, c);
+  const auto zero = hn::Zero(d);
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto pi = hn::LoadU(d, p + i);
+    if (bk) hn::StoreU(pi, d, bk + i);
+    const auto gi = hn::Add(hn::LoadU(d, g + i), hn::Mul(vwd, pi));
+    if (zero_g) hn::StoreU(zero, d, g + i);
+    const auto mi = hn::Add(hn::Mul(vmu, hn::LoadU(d, m + i)), gi);
+    hn::StoreU(mi, d, m + i);
+    hn::StoreU(hn::Sub(pi, hn::Mul(vlr, hn::Add(hn::Mul(va, gi), hn::Mul(vc, mi)))), d, p + i);
+  }
+  for (; i < n; ++i) {
+    const float pi = p[i];
+    if (bk) bk[i] = pi;
+    const float gi = g[i] + wd * pi;
+    if (zero_g) g[i] = 0.0f;
+    const float mi = mu * m[i] + gi;
+    m[i] = mi;
+    p[i] = pi - lr * (a * gi + c * mi);
+  }
+}
+
+// Sum of squares as kernels::sum_squares_ref (reduce.h): 32 float lanes within blocks of 4096, the blocks added in
+// double. The lanes are whole vectors (L divides 32 on every target), up to four of them accumulated at a time in
+// registers: one sweep of a block with AVX2, two with SSE4, 2 vectors in one sweep with AVX-512.
+double SumSquares(const float* HWY_RESTRICT x, size_t n) {
+  const hn::ScalableTag<float> d;
+  constexpr size_t kLanes = 32;
+  const size_t L = hn::Lanes(d);
+  double ss = 0;
+  HWY_ALIGN float acc[kLanes];
+  for (size_t lo = 0; lo < n; lo += 4096) {
+    const size_t hi = n < lo + 4096 ? n : lo + 4096, whole = lo + (hi - lo) / kLanes * kLanes;
+    for (size_t k0 = 0; k0 < kLanes; k0 += 4 * L) {
+      const bool four = k0 + 4 * L <= kLanes;
+      auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+      for (size_t j = lo; j < whole; j += kLanes) {
+        const float* q = x + j + k0;
+        const auto v0 = hn::LoadU(d, q), v1 = hn::LoadU(d, q + L);
+        a0 = hn::Add(a0, hn::Mul(v0, v0));
+        a1 = hn::Add(a1, hn::Mul(v1, v1));
+        if (four) {
+          const auto v2 = hn::LoadU(d, q + 2 * L), v3 = hn::LoadU(d, q + 3 * L);
+          a2 = hn::Add(a2, hn::Mul(v2, v2));
+          a3 = hn::Add(a3, hn::Mul(v3, v3));
+        }
+      }
+      hn::Store(a0, d, acc + k0);
+      hn::Store(a1, d, acc + k0 + L);
+      if (four) {
+        hn::Store(a2, d, acc + k0 + 2 * L);
+        hn::Store(a3, d, acc + k0 + 3 * L);
+      }
+    }
+    float f = 0;
+    for (size_t j = whole; j < hi; ++j) f += x[j] * x[j];
+    for (size_t k = 0; k < kLanes; ++k) f += acc[k];
+    ss += double(f);
+  }
+  return ss;
+}
+
+}  // namespace rectifier::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include "kernels/optim_kernels.h"
+#include "kernels/reduce.h"
+
+namespace rectifier::kernels {
+HWY_EXPORT(SgdUpdate);
+HWY_EXPORT(MomentumUpdate);
+HWY_EXPORT(SumSquares);
+
+void sgd_update(float* p, float* g, float* bk, size_t n, float lr, float wd, bool zero_g) {
+  HWY_DYNAMIC_DISPATCH(SgdUpdate)(p, g, bk, n, lr, wd, zero_g);
+}
+
+void momentum_update(float* p, float* g, float* m, float* bk, size_t n, float lr, float wd, float mu, float a, float c,
+                     bool zero_g) {
+  HWY_DYNAMIC_DISPATCH(MomentumUpdate)(p, g, m, bk, n, lr, wd, mu, a, c, zero_g);
+}
+
+double sum_squares(const float* x, size_t n) { return HWY_DYNAMIC_DISPATCH(SumSquares)(x, n); }
+
+}  // namespace rectifier::kernels
+#endif  // HWY_ONCE
