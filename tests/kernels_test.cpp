@@ -601,7 +601,7 @@ TEST(OptimKernel, UpdatesMatchPlainLoopsBitForBit) {
 }
 
 TEST(OptimKernel, SumOfSquaresMatchesPlainLoopBitForBit) {
-  std::vector<float> x(3 * 4096 + 100);
+  std::vector<float> x(3 * 4096 + 100 + 3);  // room for the largest length at the largest offset
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(float(i) * 0.7f) * float(1 + i % 11);
   for (size_t n : {size_t(0), size_t(1), size_t(31), size_t(32), size_t(33), size_t(95), size_t(4095), size_t(4096),
                    size_t(4097), size_t(3 * 4096 + 99)})
