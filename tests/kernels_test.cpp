@@ -551,6 +551,17 @@ TEST(PoolKernel, MaxPoolPicksTheMaxAndRoutesTheGradient) {
   EXPECT_EQ(sum, 10);
 }
 
+// f(std::bool_constant<b>{}, std::bool_constant<z>{}): run-time flags as the compile-time ones the references take
+template <class F>
+void with_flags(bool b, bool z, F&& f) {
+  auto inner = [&](auto B) {
+    if (z) f(B, std::true_type{});
+    else f(B, std::false_type{});
+  };
+  if (b) inner(std::true_type{});
+  else inner(std::false_type{});
+}
+
 // The dispatched update rules give the plain loops' bits (no FMA contraction), for every length (vector tails),
 // offset (unaligned starts), backup or not, gradient cleared or not, and plain, decayed and Nesterov momentum.
 TEST(OptimKernel, UpdatesMatchPlainLoopsBitForBit) {
@@ -572,19 +583,15 @@ TEST(OptimKernel, UpdatesMatchPlainLoopsBitForBit) {
           float* b1 = backup ? bk.data() + off : nullptr;
           if (r.mu == 0.0f) {
             kernels::sgd_update(p.data() + off, g.data() + off, b1, n, r.lr, r.wd, zero);
-            auto ref = [&](auto B, auto Z) {
+            with_flags(backup, zero, [&](auto B, auto Z) {
               kernels::sgd_update_ref<B(), Z()>(q.data() + off, h.data() + off, bq.data() + off, long(n), r.lr, r.wd);
-            };
-            if (backup) zero ? ref(std::true_type{}, std::true_type{}) : ref(std::true_type{}, std::false_type{});
-            else zero ? ref(std::false_type{}, std::true_type{}) : ref(std::false_type{}, std::false_type{});
+            });
           } else {
             kernels::momentum_update(p.data() + off, g.data() + off, m.data() + off, b1, n, r.lr, r.wd, r.mu, r.a, r.c, zero);
-            auto ref = [&](auto B, auto Z) {
+            with_flags(backup, zero, [&](auto B, auto Z) {
               kernels::momentum_update_ref<B(), Z()>(q.data() + off, h.data() + off, w.data() + off, bq.data() + off,
                                                      long(n), r.lr, r.wd, r.mu, r.a, r.c);
-            };
-            if (backup) zero ? ref(std::true_type{}, std::true_type{}) : ref(std::true_type{}, std::false_type{});
-            else zero ? ref(std::false_type{}, std::true_type{}) : ref(std::false_type{}, std::false_type{});
+            });
           }
           const auto where = "mu " + std::to_string(r.mu) + " n " + std::to_string(n) + " offset " + std::to_string(off) +
                              " variant " + std::to_string(v);
