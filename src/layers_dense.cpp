@@ -2,7 +2,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <omp.h>
+
 #include "kernels/gemm.h"
+#include "kernels/sparse.h"
 #include "layers_internal.h"
 
 namespace rectifier {
@@ -43,8 +46,36 @@ class Dense final : public Layer<T> {
     forward_gemm(x, y, n, then);
     return true;
   }
+  void reserve(int batch) override {
+    if constexpr (std::is_same_v<T, float>) {  // room for the lists of the sparse path, by units or by examples
+      list_idx_.resize(size_t(out_f_) * size_t(batch));
+      list_val_.resize(size_t(out_f_) * size_t(batch));
+      list_count_.resize(size_t(std::max(out_f_, batch)));
+    }
+  }
   // dy: (n, out)  dx: (n, in)
   void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
+    if ((last_sparse_ = sparse_backward(x, dy, dx, n, nullptr))) return;
+    weight_grad(x, dy, n);
+    if (dx) input_grad(dy, dx, n, nullptr);
+  }
+  // After a ReLU, x is its output, and x > 0 exactly where its input was > 0 (derivative 0 at 0): dx = (dy W) where
+  // x > 0, else 0, on each thread's block of dx while it is in cache. The ReLU's own backward pass, and the buffer
+  // for the gradient between the two, are skipped.
+  bool backward_through_relu(const T* x, const T*, const T* dy, T* dx, int n) override {
+    if ((last_sparse_ = sparse_backward(x, dy, dx, n, x))) return true;
+    weight_grad(x, dy, n);
+    input_grad(dy, dx, n, x);
+    return true;
+  }
+  bool last_backward_sparse() const override { return last_sparse_; }
+  std::string torch_module() const override {
+    return "nn.Linear(" + std::to_string(in_f_) + ", " + std::to_string(out_f_) + ")";
+  }
+
+ private:
+  // dW += dy^T x and db += the batch sum of dy, with full products
+  void weight_grad(const T* x, const T* dy, int n) {
     T* dW = this->params_[0].grad;
     T* db = this->params_[1].grad;
     // dW += dy^T x; each thread's block of dW also takes bias entries: its rows when the product is split by rows,
@@ -57,21 +88,86 @@ class Dense final : public Layer<T> {
         for (int j = lo; j < hi; ++j) db[j] += row[j];
       }
     });
-    if (dx) input_grad(dy, dx, n, nullptr);
   }
-  // After a ReLU, x is its output, and x > 0 exactly where its input was > 0 (derivative 0 at 0): dx = (dy W) where
-  // x > 0, else 0, on each thread's block of dx while it is in cache. The ReLU's own backward pass, and the buffer
-  // for the gradient between the two, are skipped.
-  bool backward_through_relu(const T* x, const T* y, const T* dy, T* dx, int n) override {
-    backward(x, y, dy, nullptr, n);
-    input_grad(dy, dx, n, x);
-    return true;
-  }
-  std::string torch_module() const override {
-    return "nn.Linear(" + std::to_string(in_f_) + ", " + std::to_string(out_f_) + ")";
-  }
+  // At most this fraction of dy non-zero: the products with dy take the sparse path.
+  static constexpr double kSparseDensity = 0.4;
 
- private:
+  // Behind a ReLU most of dy is exactly zero (the units that did not fire), so when few of its entries are non-zero
+  // (float, at most kSparseDensity of them) the gradients come from lists of them instead of full products: for
+  // each unit the examples where its dy is non-zero, dW (u, :) += sum dy (s, u) x (s, :), and db (u) the sum of the
+  // same dy in the same order as the full path; for each example the units, dx (s, :) = sum dy (s, u) W (u, :),
+  // then zeroed where relu_out (if not null) is not positive. The zeros skipped add nothing: the results are the
+  // full products' up to rounding (the order of the sums differs), and do not depend on the number of threads.
+  // Returns false, having done nothing, when the full path is to run.
+  bool sparse_backward(const T* x, const T* dy, T* dx, int n, const T* relu_out) {
+    if constexpr (!std::is_same_v<T, float>) {
+      return false;
+    } else {
+      const int units = out_f_, in = in_f_;
+      const size_t m = size_t(n) * size_t(units);
+      if (list_idx_.size() < m || list_count_.size() < size_t(std::max(n, units)) || m < 4096) return false;
+      size_t nnz = 0;
+#pragma omp simd reduction(+ : nnz)
+      for (size_t i = 0; i < m; ++i) nnz += dy[i] != 0.0f;
+      if (double(nnz) > kSparseDensity * double(m)) return false;
+      float* dW = this->params_[0].grad;
+      float* db = this->params_[1].grad;
+      const float* W = this->params_[0].value;
+      int32_t* count = list_count_.data();
+      int32_t* idx = list_idx_.data();
+      float* val = list_val_.data();
+      const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+#pragma omp parallel num_threads(threads)
+      {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        // Each unit's list (room for n): the examples where its dy is non-zero, in order; branch-free, as
+        // kernels::nonzero_list.
+        const int u0 = int(long(units) * t / nt), u1 = int(long(units) * (t + 1) / nt);
+        for (int u = u0; u < u1; ++u) count[u] = 0;
+        for (int s = 0; s < n; ++s) {
+          const float* row = dy + size_t(s) * size_t(units);
+          for (int u = u0; u < u1; ++u) {
+            const float v = row[u];
+            const size_t at = size_t(u) * size_t(n) + size_t(count[u]);
+            idx[at] = s;
+            val[at] = v;
+            count[u] += v != 0.0f;
+          }
+        }
+#pragma omp barrier
+        // dW and db split by the lists' lengths, so the threads finish together.
+        long total = 0;
+        for (int u = 0; u < units; ++u) total += count[u];
+        int a = 0, b = 0;
+        long acc = 0;
+        for (int u = 0; u < units; ++u) {
+          if (acc * nt < total * t) a = u + 1;
+          if (acc * nt < total * (t + 1)) b = u + 1;
+          acc += count[u];
+        }
+        if (t == 0) a = 0;
+        if (t + 1 == nt) b = units;
+        kernels::spmm_rows(a, b, count, n, idx, val, x, size_t(in), in, dW, size_t(in), true);
+        for (int u = a; u < b; ++u)
+          for (int j = 0; j < count[u]; ++j) db[u] += val[size_t(u) * size_t(n) + size_t(j)];
+        if (dx) {  // the lists by example (room for units each), over the same storage once every thread is done
+#pragma omp barrier
+          const int s0 = int(long(n) * t / nt), s1 = int(long(n) * (t + 1) / nt);
+          for (int s = s0; s < s1; ++s)
+            count[s] = kernels::nonzero_list(dy + size_t(s) * size_t(units), units, idx + size_t(s) * size_t(units),
+                                             val + size_t(s) * size_t(units));
+          kernels::spmm_rows(s0, s1, count, units, idx, val, W, size_t(in), in, dx, size_t(in), false);
+          if (relu_out)
+            for (int s = s0; s < s1; ++s) {
+              const float* xi = relu_out + size_t(s) * size_t(in);
+              float* di = dx + size_t(s) * size_t(in);
+              for (int j = 0; j < in; ++j) di[j] = xi[j] > 0.0f ? di[j] : 0.0f;
+            }
+        }
+      }
+      return true;
+    }
+  }
   // y = x W^T, then + b on each thread's block while it is in cache, then then(i0, i1) on its whole rows
   void forward_gemm(const T* x, T* y, int n, const std::function<void(int, int)>& then) {
     const T* W = this->params_[0].value;
@@ -97,6 +193,10 @@ class Dense final : public Layer<T> {
     });
   }
   int in_f_ = 0, out_f_ = 0;
+  // The sparse path's lists (float only; sized by reserve), by unit, then by example
+  Buffer<int32_t> list_idx_, list_count_;
+  Buffer<float> list_val_;
+  bool last_sparse_ = false;
 };
 
 template <class T>

@@ -75,6 +75,9 @@ class Layer {
   // the parameter gradients are added as by backward. Max pooling can (a window's gradient passes only where its
   // maximum is positive), and dense layers (where x > 0); other layers return false and the model runs both.
   virtual bool backward_through_relu(const T* /*x*/, const T* /*y*/, const T* /*dy*/, T* /*dx*/, int /*n*/) { return false; }
+  // True when the last backward took its gradients from the non-zero entries of dy alone (dense layers in float,
+  // when most of dy is zero, as behind a ReLU).
+  virtual bool last_backward_sparse() const { return false; }
 
   std::vector<Param<T>>& params() { return params_; }
   const std::vector<Param<T>>& params() const { return params_; }

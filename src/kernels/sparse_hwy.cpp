@@ -1,0 +1,103 @@
+// spmm_rows (kernels/sparse.h) in Highway, dispatched at run time. For each block of 4 vectors of C's columns, two
+// rows of C at a time keep 8 accumulators while their lists' rows of B stream past; the block of B's columns (32
+// floats of each row on AVX2: 16 KB for a batch of 128) stays in L1 across the rows of C.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/sparse_hwy.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <cstddef>
+#include <cstdint>
+
+HWY_BEFORE_NAMESPACE();
+namespace rectifier::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Rows r0..r1 of C, columns q..q+V*L: two rows at a time (2V accumulators: enough independent chains to hide the
+// FMA latency with V = 4), then the longer list's rest, then an odd last row alone.
+template <int V, class D>
+HWY_INLINE void Block(D d, int r0, int r1, const int32_t* HWY_RESTRICT count, size_t cap,
+                      const int32_t* HWY_RESTRICT idx, const float* HWY_RESTRICT val, const float* HWY_RESTRICT B,
+                      size_t ldb, size_t q, float* HWY_RESTRICT C, size_t ldc, bool accumulate) {
+  const size_t L = hn::Lanes(d);
+  using Vec = hn::Vec<D>;
+  auto start = [&](int r, Vec* acc) {
+    const float* c = C + size_t(r) * ldc + q;
+    for (int k = 0; k < V; ++k) acc[k] = accumulate ? hn::LoadU(d, c + k * L) : hn::Zero(d);
+  };
+  auto add = [&](int r, int j, Vec* acc) {
+    const float* b = B + size_t(idx[size_t(r) * cap + size_t(j)]) * ldb + q;
+    const auto s = hn::Set(d, val[size_t(r) * cap + size_t(j)]);
+    for (int k = 0; k < V; ++k) acc[k] = hn::MulAdd(s, hn::LoadU(d, b + k * L), acc[k]);
+  };
+  auto finish = [&](int r, const Vec* acc) {
+    float* c = C + size_t(r) * ldc + q;
+    for (int k = 0; k < V; ++k) hn::StoreU(acc[k], d, c + k * L);
+  };
+  int r = r0;
+  for (; r + 2 <= r1; r += 2) {
+    const int n0 = count[r], n1 = count[r + 1];
+    if (accumulate && n0 == 0 && n1 == 0) continue;  // nothing to add (units that did not fire in the batch)
+    Vec a0[V], a1[V];
+    start(r, a0);
+    start(r + 1, a1);
+    const int both = n0 < n1 ? n0 : n1;
+    int j = 0;
+    for (; j < both; ++j) {
+      add(r, j, a0);
+      add(r + 1, j, a1);
+    }
+    for (int j0 = j; j0 < n0; ++j0) add(r, j0, a0);
+    for (int j1 = j; j1 < n1; ++j1) add(r + 1, j1, a1);
+    finish(r, a0);
+    finish(r + 1, a1);
+  }
+  if (r < r1 && !(accumulate && count[r] == 0)) {
+    Vec a0[V];
+    start(r, a0);
+    for (int j = 0; j < count[r]; ++j) add(r, j, a0);
+    finish(r, a0);
+  }
+}
+
+void SpmmRows(int r0, int r1, const int32_t* HWY_RESTRICT count, int cap, const int32_t* HWY_RESTRICT idx,
+              const float* HWY_RESTRICT val, const float* HWY_RESTRICT B, size_t ldb, int ncols, float* HWY_RESTRICT C,
+              size_t ldc, bool accumulate) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d), n = size_t(ncols), ucap = size_t(cap);
+  size_t q = 0;
+  for (; q + 4 * L <= n; q += 4 * L) Block<4>(d, r0, r1, count, ucap, idx, val, B, ldb, q, C, ldc, accumulate);
+  switch ((n - q) / L) {  // the last 1-3 vectors in one pass
+    case 3: Block<3>(d, r0, r1, count, ucap, idx, val, B, ldb, q, C, ldc, accumulate); q += 3 * L; break;
+    case 2: Block<2>(d, r0, r1, count, ucap, idx, val, B, ldb, q, C, ldc, accumulate); q += 2 * L; break;
+    case 1: Block<1>(d, r0, r1, count, ucap, idx, val, B, ldb, q, C, ldc, accumulate); q += L; break;
+    default: break;
+  }
+  if (q == n) return;
+  for (int r = r0; r < r1; ++r) {  // the columns past the last whole vector
+    float* c = C + size_t(r) * ldc;
+    const int32_t* ix = idx + size_t(r) * ucap;
+    const float* v = val + size_t(r) * ucap;
+    for (size_t p = q; p < n; ++p) {
+      float s = accumulate ? c[p] : 0.0f;
+      for (int j = 0; j < count[r]; ++j) s = hn::GetLane(hn::MulAdd(hn::Set(d, v[j]), hn::Set(d, B[size_t(ix[j]) * ldb + p]), hn::Set(d, s)));
+      c[p] = s;
+    }
+  }
+}
+
+}  // namespace rectifier::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include "kernels/sparse.h"
+
+namespace rectifier::kernels {
+HWY_EXPORT(SpmmRows);
+
+void spmm_rows(int r0, int r1, const int32_t* count, int cap, const int32_t* idx, const float* val, const float* B,
+               size_t ldb, int ncols, float* C, size_t ldc, bool accumulate) {
+  HWY_DYNAMIC_DISPATCH(SpmmRows)(r0, r1, count, cap, idx, val, B, ldb, ncols, C, ldc, accumulate);
+}
+}  // namespace rectifier::kernels
+#endif  // HWY_ONCE

@@ -1,0 +1,186 @@
+// The sparse path of a dense layer's backward (src/layers_dense.cpp, kernels/sparse.h): the kernel against its plain
+// loop, and the layer's gradients against products in double, with the path checked to be the one taken.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+#include "kernels/sparse.h"
+#include "rectifier/arch.h"
+#include "rectifier/model.h"
+#include "rectifier/rng.h"
+#include "rectifier/trainer.h"
+#include "test_util.h"
+
+using namespace rectifier;
+
+namespace {
+
+// Lists of rows x cap with count[r] entries each (0, cap and in between), positions in [0, brows).
+struct Lists {
+  std::vector<int32_t> count, idx;
+  std::vector<float> val;
+};
+Lists random_lists(int rows, int cap, int brows, uint64_t seed) {
+  Rng rng(seed);
+  Lists l{std::vector<int32_t>(size_t(rows)), std::vector<int32_t>(size_t(rows) * size_t(cap)),
+          std::vector<float>(size_t(rows) * size_t(cap))};
+  for (int r = 0; r < rows; ++r) {
+    const int c = r == 0 ? 0 : r == 1 ? cap : int(rng.below(uint64_t(cap) + 1));
+    l.count[size_t(r)] = c;
+    for (int j = 0; j < c; ++j) {
+      l.idx[size_t(r) * size_t(cap) + size_t(j)] = int32_t(rng.below(uint64_t(brows)));
+      l.val[size_t(r) * size_t(cap) + size_t(j)] = float(rng.normal());
+    }
+  }
+  return l;
+}
+
+}  // namespace
+
+TEST(SparseKernel, SpmmRowsMatchesPlainLoop) {
+  const int rows = 9, cap = 13, brows = 20;
+  for (int ncols : {1, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40, 47, 64, 100, 130}) {
+    const Lists l = random_lists(rows, cap, brows, uint64_t(ncols));
+    const size_t ldb = size_t(ncols) + 3, ldc = size_t(ncols) + 5;
+    const auto bd = test::random_vec(size_t(brows) * ldb, 7), cd = test::random_vec(size_t(rows) * ldc, 8);
+    const std::vector<float> B(bd.begin(), bd.end());
+    for (bool acc : {false, true}) {
+      std::vector<float> C(cd.begin(), cd.end());
+      std::vector<double> R(cd.begin(), cd.end());
+      const std::vector<double> Bd(B.begin(), B.end());
+      kernels::spmm_rows(2, rows - 1, l.count.data(), cap, l.idx.data(), l.val.data(), B.data(), ldb, ncols, C.data(),
+                         ldc, acc);
+      kernels::spmm_rows_ref<double>(2, rows - 1, l.count.data(), cap, l.idx.data(), l.val.data(), Bd.data(), ldb, ncols,
+                                     R.data(), ldc, acc);
+      for (int r = 0; r < rows; ++r)
+        for (size_t q = 0; q < ldc; ++q) {
+          const size_t at = size_t(r) * ldc + q;
+          if (r < 2 || r >= rows - 1 || q >= size_t(ncols))
+            ASSERT_EQ(C[at], float(cd[at])) << "wrote outside rows 2.." << rows - 1 << " or past column " << ncols;
+          else
+            ASSERT_NEAR(C[at], R[at], 1e-5 * (1 + std::abs(R[at])) * std::sqrt(double(cap)))
+                << "ncols " << ncols << " acc " << acc << " at " << r << "," << q;
+        }
+    }
+  }
+  // the first two rows of the lists: an empty list with accumulate leaves the row alone, without it zeroes it
+  const Lists l = random_lists(2, 4, 3, 1);
+  std::vector<float> B(3 * 16, 1.0f), C(2 * 16, 5.0f);
+  kernels::spmm_rows(0, 1, l.count.data(), 4, l.idx.data(), l.val.data(), B.data(), 16, 16, C.data(), 16, true);
+  EXPECT_EQ(C[3], 5.0f);
+  kernels::spmm_rows(0, 1, l.count.data(), 4, l.idx.data(), l.val.data(), B.data(), 16, 16, C.data(), 16, false);
+  EXPECT_EQ(C[3], 0.0f);
+}
+
+TEST(SparseKernel, NonzeroListKeepsTheNonzeroEntriesInOrder) {
+  const std::vector<float> row = {0.0f, 1.5f, -0.0f, 0.0f, -2.0f, 3.0f, 0.0f, NAN, 0.0f};
+  std::vector<int32_t> idx(row.size());
+  std::vector<float> val(row.size());
+  const int k = kernels::nonzero_list(row.data(), int(row.size()), idx.data(), val.data());
+  ASSERT_EQ(k, 4);  // -0 is zero; NaN is not
+  EXPECT_EQ(idx[0], 1);
+  EXPECT_EQ(idx[1], 4);
+  EXPECT_EQ(idx[2], 5);
+  EXPECT_EQ(idx[3], 7);
+  EXPECT_EQ(val[1], -2.0f);
+  EXPECT_TRUE(std::isnan(val[3]));
+}
+
+// dense(h) relu dense(out) with dy at the output mostly zero: the second layer takes the sparse path (through the
+// ReLU), and its weight, bias and input gradients, and those of the first layer after it, match products in double.
+// The layer's sparse backward gives the same bits on one thread and on two.
+TEST(SparseKernel, DenseGradientsBehindAReluMatchFullProducts) {
+  const int n = 96, in = 70, h = 130, out = 100;
+  const auto xd = test::random_vec(size_t(n) * in, 21), dyd0 = test::random_vec(size_t(n) * out, 22);
+  std::vector<double> dyd(dyd0);
+  Rng pick(23);
+  for (auto& v : dyd)
+    if (pick.uniform() < 0.8) v = 0;  // 20% non-zero, as behind a ReLU
+  const std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
+  std::vector<std::vector<float>> runs;
+  for (int threads : {1, 2}) {
+    set_threads(threads);
+    Model<float> m(parse_arch("dense(" + std::to_string(h) + ") relu dense(" + std::to_string(out) + ")", ArchContext{}),
+                   Shape{in});
+    InitSpec init;
+    init.bias = -0.05;
+    m.init(init, 5);
+    m.set_input_grad(true);
+    m.forward(x.data(), n, true);
+    m.zero_grad();
+    m.backward(dy.data(), n);
+    EXPECT_TRUE(m.layer(2).last_backward_sparse()) << threads << " threads";
+    // The first layer's dy is the second's masked input gradient: sparse too when most of the ReLU is off.
+    const float* a1 = m.layer_output(1);
+    size_t on = 0;
+    for (size_t j = 0; j < size_t(n) * h; ++j) on += a1[j] > 0;
+    const float* p = m.params();
+    const float *W1 = p, *b1 = W1 + size_t(h) * in, *W2 = b1 + h;
+    const float* g = m.grads();
+    const float *dW1 = g, *db1 = dW1 + size_t(h) * in, *dW2 = db1 + h, *db2 = dW2 + size_t(out) * h;
+    // The reference, in double: da1 = dy W2, dz1 = da1 where a1 > 0, dW2 = dy^T a1, dW1 = dz1^T x, dx = dz1 W1.
+    std::vector<double> dz1(size_t(n) * h, 0.0);
+    for (int s = 0; s < n; ++s)
+      for (int u = 0; u < h; ++u) {
+        double t = 0;
+        for (int o = 0; o < out; ++o) t += dyd[size_t(s) * out + o] * W2[size_t(o) * h + u];
+        dz1[size_t(s) * h + u] = a1[size_t(s) * h + u] > 0 ? t : 0.0;
+      }
+    auto expect_near = [](double got, double want, const char* what, int i, int j) {
+      ASSERT_NEAR(got, want, 2e-5 * (1 + std::abs(want)) * 10) << what << " at " << i << "," << j;
+    };
+    for (int o = 0; o < out; ++o) {
+      double sb = 0;
+      for (int s = 0; s < n; ++s) sb += dyd[size_t(s) * out + o];
+      expect_near(db2[o], sb, "db2", o, 0);
+      for (int u = 0; u < h; u += 7) {
+        double sw = 0;
+        for (int s = 0; s < n; ++s) sw += dyd[size_t(s) * out + o] * a1[size_t(s) * h + u];
+        expect_near(dW2[size_t(o) * h + u], sw, "dW2", o, u);
+      }
+    }
+    for (int u = 0; u < h; ++u) {
+      double sb = 0;
+      for (int s = 0; s < n; ++s) sb += dz1[size_t(s) * h + u];
+      expect_near(db1[u], sb, "db1", u, 0);
+      for (int c = 0; c < in; c += 5) {
+        double sw = 0;
+        for (int s = 0; s < n; ++s) sw += dz1[size_t(s) * h + u] * xd[size_t(s) * in + c];
+        expect_near(dW1[size_t(u) * in + c], sw, "dW1", u, c);
+      }
+    }
+    const float* dx = m.input_grad();
+    for (int s = 0; s < n; s += 3)
+      for (int c = 0; c < in; ++c) {
+        double t = 0;
+        for (int u = 0; u < h; ++u) t += dz1[size_t(s) * h + u] * W1[size_t(u) * in + c];
+        expect_near(dx[size_t(s) * in + c], t, "dx", s, c);
+      }
+    EXPECT_EQ(m.layer(0).last_backward_sparse(), on < size_t(0.4 * n * h)) << on << " of " << n * h << " on";
+    // The second layer alone, on the same input, on one thread and on two
+    for (int t : {1, 2}) {
+      set_threads(t);
+      m.zero_grad();
+      std::vector<float> dx1(size_t(n) * h);
+      ASSERT_TRUE(m.layer(2).backward_through_relu(a1, nullptr, dy.data(), dx1.data(), n));
+      ASSERT_TRUE(m.layer(2).last_backward_sparse());
+      runs.emplace_back(dW2, dW2 + size_t(out) * (h + 1));
+      runs.back().insert(runs.back().end(), dx1.begin(), dx1.end());
+    }
+    EXPECT_EQ(runs[runs.size() - 2], runs.back()) << "one and two threads differ";
+  }
+  set_threads(0);
+}
+
+// A dy with most entries non-zero takes the full products.
+TEST(SparseKernel, DenseGradientsOfADenseDyTakeTheFullProducts) {
+  const int n = 64, in = 50, out = 80;
+  Model<float> m(parse_arch("dense(" + std::to_string(out) + ")", ArchContext{}), Shape{in});
+  m.init(InitSpec{}, 2);
+  const auto xd = test::random_vec(size_t(n) * in, 3), dyd = test::random_vec(size_t(n) * out, 4);
+  const std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
+  m.forward(x.data(), n, true);
+  m.zero_grad();
+  m.backward(dy.data(), n);
+  EXPECT_FALSE(m.layer(0).last_backward_sparse());
+}
