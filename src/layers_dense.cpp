@@ -116,10 +116,13 @@ class Dense final : public Layer<T> {
       int32_t* count = list_count_.data();
       int32_t* idx = list_idx_.data();
       float* val = list_val_.data();
-      const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+      const int threads = std::min(omp_in_parallel() ? 1 : omp_get_max_threads(), kernels::SplitBalance::kMax);
+      double work[kernels::SplitBalance::kMax], seconds[kernels::SplitBalance::kMax];
+      int ran = 1;
 #pragma omp parallel num_threads(threads)
       {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        if (t == 0) ran = nt;
         // Each unit's list (room for n): the examples where its dy is non-zero, in order; branch-free, as
         // kernels::nonzero_list.
         const int u0 = int(long(units) * t / nt), u1 = int(long(units) * (t + 1) / nt);
@@ -135,21 +138,29 @@ class Dense final : public Layer<T> {
           }
         }
 #pragma omp barrier
-        // dW and db split by the lists' lengths, so the threads finish together.
+        // dW and db split by the lists' lengths, in shares that follow each thread's measured speed (as pgemm's
+        // blocks: kernels::SplitBalance), so the threads finish together.
         long total = 0;
         for (int u = 0; u < units; ++u) total += count[u];
-        int a = 0, b = 0;
+        int bounds[kernels::SplitBalance::kMax + 1];
+        const int parts = std::min(nt, kernels::SplitBalance::kMax);
+        kernels::SplitBalance::get().split(int(std::min<long>(total, 1L << 30)), 1, parts, bounds);
+        int a = units, b = units;
         long acc = 0;
         for (int u = 0; u < units; ++u) {
-          if (acc * nt < total * t) a = u + 1;
-          if (acc * nt < total * (t + 1)) b = u + 1;
+          if (t < parts && a == units && acc >= bounds[t]) a = u;
+          if (t < parts && b == units && acc >= bounds[t + 1] && t + 1 < parts) b = u;
           acc += count[u];
         }
         if (t == 0) a = 0;
-        if (t + 1 == nt) b = units;
+        const double t0 = omp_get_wtime();
         kernels::spmm_rows(a, b, count, n, idx, val, x, size_t(in), in, dW, size_t(in), true);
         for (int u = a; u < b; ++u)
           for (int j = 0; j < count[u]; ++j) db[u] += val[size_t(u) * size_t(n) + size_t(j)];
+        long mine = 0;
+        for (int u = a; u < b; ++u) mine += count[u];
+        work[t] = double(mine);
+        seconds[t] = omp_get_wtime() - t0;
         if (dx) {  // the lists by example (room for units each), over the same storage once every thread is done
 #pragma omp barrier
           const int s0 = int(long(n) * t / nt), s1 = int(long(n) * (t + 1) / nt);
@@ -165,6 +176,7 @@ class Dense final : public Layer<T> {
             }
         }
       }
+      if (ran > 1) kernels::SplitBalance::get().record(ran, work, seconds);
       return true;
     }
   }
