@@ -142,23 +142,23 @@ class Dense final : public Layer<T> {
         // blocks: kernels::SplitBalance), so the threads finish together.
         long total = 0;
         for (int u = 0; u < units; ++u) total += count[u];
+        // This thread's units: from the first whose preceding entries reach bounds[t] to the first that reach
+        // bounds[t + 1] (the last thread: to the end).
         int bounds[kernels::SplitBalance::kMax + 1];
-        const int parts = std::min(nt, kernels::SplitBalance::kMax);
-        kernels::SplitBalance::get().split(int(std::min<long>(total, 1L << 30)), 1, parts, bounds);
+        kernels::SplitBalance::get().split(int(std::min<long>(total, 1L << 30)), 1, nt, bounds);
         int a = units, b = units;
-        long acc = 0;
-        for (int u = 0; u < units; ++u) {
-          if (t < parts && a == units && acc >= bounds[t]) a = u;
-          if (t < parts && b == units && acc >= bounds[t + 1] && t + 1 < parts) b = u;
-          acc += count[u];
+        long before = 0;
+        for (int u = 0; u < units && b == units; before += count[u], ++u) {
+          if (a == units && before >= bounds[t]) a = u;
+          if (t + 1 < nt && before >= bounds[t + 1]) b = u;
         }
-        if (t == 0) a = 0;
         const double t0 = omp_get_wtime();
         kernels::spmm_rows(a, b, count, n, idx, val, x, size_t(in), in, dW, size_t(in), true);
-        for (int u = a; u < b; ++u)
-          for (int j = 0; j < count[u]; ++j) db[u] += val[size_t(u) * size_t(n) + size_t(j)];
         long mine = 0;
-        for (int u = a; u < b; ++u) mine += count[u];
+        for (int u = a; u < b; ++u) {
+          mine += count[u];
+          for (int j = 0; j < count[u]; ++j) db[u] += val[size_t(u) * size_t(n) + size_t(j)];
+        }
         work[t] = double(mine);
         seconds[t] = omp_get_wtime() - t0;
         if (dx) {  // the lists by example (room for units each), over the same storage once every thread is done
@@ -168,12 +168,7 @@ class Dense final : public Layer<T> {
             count[s] = kernels::nonzero_list(dy + size_t(s) * size_t(units), units, idx + size_t(s) * size_t(units),
                                              val + size_t(s) * size_t(units));
           kernels::spmm_rows(s0, s1, count, units, idx, val, W, size_t(in), in, dx, size_t(in), false);
-          if (relu_out)
-            for (int s = s0; s < s1; ++s) {
-              const float* xi = relu_out + size_t(s) * size_t(in);
-              float* di = dx + size_t(s) * size_t(in);
-              for (int j = 0; j < in; ++j) di[j] = xi[j] > 0.0f ? di[j] : 0.0f;
-            }
+          if (relu_out) zero_where_off(relu_out, dx, s0, s1, 0, in);
         }
       }
       if (ran > 1) kernels::SplitBalance::get().record(ran, work, seconds);
@@ -196,13 +191,17 @@ class Dense final : public Layer<T> {
   void input_grad(const T* dy, T* dx, int n, const T* relu_out) {
     const T* W = this->params_[0].value;
     kernels::pgemm(false, false, n, in_f_, out_f_, T(1), dy, out_f_, W, in_f_, T(0), dx, in_f_, [&](int r0, int rows, int c0, int cols) {
-      if (!relu_out) return;
-      for (int i = r0; i < r0 + rows; ++i) {
-        const T* xi = relu_out + size_t(i) * in_f_;
-        T* di = dx + size_t(i) * in_f_;
-        for (int j = c0; j < c0 + cols; ++j) di[j] = xi[j] > T(0) ? di[j] : T(0);
-      }
+      if (relu_out) zero_where_off(relu_out, dx, r0, r0 + rows, c0, c0 + cols);
     });
+  }
+  // The ReLU's derivative applied to the input gradient: dx = 0 where relu_out is not positive, on rows [i0, i1)
+  // and columns [j0, j1)
+  void zero_where_off(const T* relu_out, T* dx, int i0, int i1, int j0, int j1) const {
+    for (int i = i0; i < i1; ++i) {
+      const T* xi = relu_out + size_t(i) * in_f_;
+      T* di = dx + size_t(i) * in_f_;
+      for (int j = j0; j < j1; ++j) di[j] = xi[j] > T(0) ? di[j] : T(0);
+    }
   }
   int in_f_ = 0, out_f_ = 0;
   // The sparse path's lists (float only; sized by reserve), by unit, then by example

@@ -1,7 +1,7 @@
 // Products with a sparse left operand, for the gradients behind a ReLU. After a ReLU most of a dense layer's output
 // gradient is exactly zero (the units that did not fire: 70-80% in the reference MLP after a few epochs), and the
-// multiply-adds with those zeros are wasted. The layer gathers each row's non-zero entries into a list (RowLists),
-// then C (r, :) = [C (r, :) +] sum over the list of val * B (idx, :) walks only those rows of B.
+// multiply-adds with those zeros are wasted. The layer gathers each row's non-zero entries into a list
+// (nonzero_list), then C (r, :) = [C (r, :) +] sum over the list of val * B (idx, :) walks only those rows of B.
 //
 // The plain loop here is the reference the tests use; spmm_rows (sparse_hwy.cpp, dispatched at run time) is the
 // kernel. Both add each row's terms in list order, one row of C by one thread, so the result does not depend on
