@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 #include "rectifier/activation.h"
+#include "kernels/sparse.h"
 #include "rectifier/trainer.h"
 #include "train_step.h"
 
@@ -110,6 +111,41 @@ void BM_Dense(benchmark::State& s, bool backward) {
 }
 BENCHMARK_CAPTURE(BM_Dense, forward, false)->Arg(1)->Arg(32)->Arg(128)->Arg(1024)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Dense, backward, true)->Arg(1)->Arg(32)->Arg(128)->Arg(1024)->UseRealTime();
+
+// The dense layers' sparse backward kernel on one core, at the reference MLP's first layer: dW (256 x 784) += the
+// lists of each unit's non-zero dy (over a batch of 128, at the given percentage non-zero on average; as in
+// training, some units fire more often than others: each unit's rate is drawn uniformly from 0 to twice that) times
+// the input rows.
+// GFLOP/s counts the useful multiply-adds only (those with a non-zero); a full product does 100 / percent times as
+// many.
+void BM_SpmmRows(benchmark::State& s) {
+  const int units = 256, n = 128, in = 784;
+  const double density = double(s.range(0)) / 100;
+  Buffer<float> x(size_t(n) * in), dW(size_t(units) * in), val(size_t(units) * n);
+  Buffer<int32_t> idx(size_t(units) * n), count{size_t(units)};
+  Rng rng(3);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(rng.uniform());
+  for (size_t i = 0; i < dW.size(); ++i) dW[i] = 0;
+  long nnz = 0;
+  for (int u = 0; u < units; ++u) {
+    int k = 0;
+    const double rate = 2 * density * rng.uniform();
+    for (int e = 0; e < n; ++e)
+      if (rng.uniform() < rate) {
+        idx[size_t(u) * n + size_t(k)] = e;
+        val[size_t(u) * n + size_t(k++)] = float(rng.normal()) * 1e-3f;
+      }
+    count[size_t(u)] = k;
+    nnz += k;
+  }
+  for (auto _ : s) {
+    kernels::spmm_rows(0, units, count.data(), n, idx.data(), val.data(), x.data(), size_t(in), in, dW.data(),
+                       size_t(in), true);
+    benchmark::ClobberMemory();
+  }
+  s.counters["GFLOP/s"] = benchmark::Counter(double(s.iterations()) * 2.0 * double(nnz) * in / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_SpmmRows)->Arg(10)->Arg(25)->Arg(40)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // The CNN's two convolutions at batch 128.
 void BM_Conv(benchmark::State& s, const char* arch, int c, int hw, bool backward) {

@@ -1,12 +1,17 @@
 // Where a training step's time goes: the phases of bench/train_step.h (the trainer's step on a synthetic batch of
 // 128) timed one by one over many steps; with --unfused the monitor's gradient figures come from passes of their
 // own instead of the optimizer's. The figures in docs/benchmarks.md, "What changed since run 9".
+// With --data SPEC (fashion-mnist, as `rectifier train --data`) each step takes the next batch of that training set,
+// so that the activations are as sparse as in real training and the dense layers' sparse backward runs; the
+// gathering of the batch is then the first phase.
 // usage: step_phases [ARCH=784-256-128-10] [THREADS=2] [STEPS=2000] [--no-backup] [--unfused] [--no-diagnostics]
+//                    [--data SPEC]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 #include "rectifier/trainer.h"
@@ -18,16 +23,20 @@ using Clock = std::chrono::steady_clock;
 int main(int argc, char** argv) {
   std::vector<std::string> pos;
   bool backup_on = true, fused = true, diagnostics = true;
+  std::string data_spec;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--no-backup") == 0) backup_on = false;
     else if (std::strcmp(argv[i], "--unfused") == 0) fused = false;
     else if (std::strcmp(argv[i], "--no-diagnostics") == 0) diagnostics = false;
+    else if (std::strcmp(argv[i], "--data") == 0 && i + 1 < argc) data_spec = argv[++i];
     else pos.emplace_back(argv[i]);
   }
   const std::string arch = pos.size() > 0 ? pos[0] : "784-256-128-10";
   const int threads = pos.size() > 1 ? std::atoi(pos[1].c_str()) : 2, steps = pos.size() > 2 ? std::atoi(pos[2].c_str()) : 2000;
   set_threads(threads);
-  bench::TrainStep step(arch, diagnostics, fused, backup_on);
+  std::optional<DataSplit> data;
+  if (!data_spec.empty()) data = load_data(data_spec);
+  bench::TrainStep step(arch, diagnostics, fused, backup_on, data ? &data->train : nullptr);
   double t[bench::kPhases] = {};
   const int warmup = std::max(1, steps / 10);
   for (int s = 0; s < warmup + steps; ++s) {
@@ -40,7 +49,8 @@ int main(int argc, char** argv) {
   }
   double total = 0;
   for (double v : t) total += v;
-  std::printf("%s, batch %d, %d threads, %d steps%s%s%s\n", arch.c_str(), bench::TrainStep::kBatch, threads, steps,
+  std::printf("%s, batch %d, %d threads, %d steps%s%s%s%s\n", arch.c_str(), bench::TrainStep::kBatch, threads, steps,
+              data ? (", batches of " + data_spec).c_str() : ", a synthetic batch",
               backup_on ? "" : ", no last-good copy", fused ? "" : ", the monitor's own passes",
               diagnostics ? "" : ", no diagnostics");
   for (int k = 0; k < bench::kPhases; ++k)

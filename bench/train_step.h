@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 #include "rectifier/activation.h"
+#include "rectifier/data.h"
 #include "rectifier/loss.h"
 #include "rectifier/monitor.h"
 #include "rectifier/optimizer.h"
@@ -17,8 +18,8 @@
 namespace rectifier::bench {
 
 // The phases of a step, in order; run() calls mark(phase) as each one ends.
-enum Phase { kForward, kAfterForward, kLoss, kBackward, kAfterBackward, kUpdate, kPhases };
-inline const char* const kPhaseNames[kPhases] = {"forward", "monitor after forward", "loss", "backward",
+enum Phase { kGather, kForward, kAfterForward, kLoss, kBackward, kAfterBackward, kUpdate, kPhases };
+inline const char* const kPhaseNames[kPhases] = {"gather the batch", "forward", "monitor after forward", "loss", "backward",
                                                  "monitor after backward", "update (+ update ratio)"};
 
 inline Model<float> reference_model(const std::string& arch) {
@@ -40,9 +41,13 @@ class TrainStep {
  public:
   static constexpr int kBatch = 128;
   // diagnostics: run the monitor; fused: its gradient figures in the optimizer's pass (the trainer's way without
-  // clipping); backup: keep the last-good copy (the trainer's default).
-  explicit TrainStep(const std::string& arch, bool diagnostics = true, bool fused = true, bool backup = true)
-      : m_(reference_model(arch)), opt_(reference_sgd(), m_.num_params()), fused_(fused) {
+  // clipping); backup: keep the last-good copy (the trainer's default); data: if not null, each step gathers the next
+  // 128 of its examples (in order, from the start again at the end) instead of reusing the synthetic batch, at the
+  // reference task's learning rate (0.05, not 0.01), so that the activations' sparsity, and the dense layers'
+  // sparse backward it enables, are those of real training.
+  explicit TrainStep(const std::string& arch, bool diagnostics = true, bool fused = true, bool backup = true,
+                     const Dataset* data = nullptr)
+      : m_(reference_model(arch)), opt_(reference_sgd(), m_.num_params()), fused_(fused), data_(data) {
     // Only with diagnostics: a monitor watches every forward pass of its model (Model::add_observer).
     if (diagnostics) mon_.emplace(m_);
     m_.reserve(kBatch);
@@ -60,6 +65,13 @@ class TrainStep {
 
   template <class Mark>
   void run(Mark&& mark) {
+    if (data_) {
+      if (next_ + size_t(kBatch) > data_->size()) next_ = 0;
+      data_->gather_range(next_, kBatch, x_.data());
+      for (int i = 0; i < kBatch; ++i) y_[size_t(i)] = data_->labels[next_ + size_t(i)];
+      next_ += size_t(kBatch);
+    }
+    mark(kGather);
     const float* out = m_.forward(x_.data(), kBatch, true);
     mark(kForward);
     if (mon_) mon_->after_forward(kBatch);
@@ -73,7 +85,7 @@ class TrainStep {
     mark(kAfterBackward);
     if (mon_ && !st) mon_->before_step();
     const bool copy = !backup_.empty() && steps_++ % every_ == 0;
-    opt_.step_and_clear(m_.params(), m_.grads(), 0.01, copy ? backup_.data() : nullptr, st);
+    opt_.step_and_clear(m_.params(), m_.grads(), data_ ? 0.05 : 0.01, copy ? backup_.data() : nullptr, st);
     if (st) (void)mon_->after_fused_step();
     else if (mon_) mon_->after_step();
     mark(kUpdate);
@@ -87,6 +99,8 @@ class TrainStep {
   Optimizer<float> opt_;
   std::optional<Monitor> mon_;
   bool fused_;
+  const Dataset* data_;
+  size_t next_ = 0;
   long steps_ = 0;
   const long every_ = TrainConfig{}.last_good_every;  // the trainer's default
   std::vector<float> x_, dout_, backup_;
