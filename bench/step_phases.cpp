@@ -38,14 +38,18 @@ int main(int argc, char** argv) {
   if (!data_spec.empty()) data = load_data(data_spec);
   bench::TrainStep step(arch, diagnostics, fused, backup_on, data ? &data->train : nullptr);
   double t[bench::kPhases] = {};
+  std::vector<double> each;  // every timed step, for the spread
+  each.reserve(size_t(steps));
   const int warmup = std::max(1, steps / 10);
   for (int s = 0; s < warmup + steps; ++s) {
-    auto last = Clock::now();
+    const auto first = Clock::now();
+    auto last = first;
     step.run([&](bench::Phase p) {
       const auto now = Clock::now();
       if (s >= warmup) t[p] += std::chrono::duration<double>(now - last).count();
       last = now;
     });
+    if (s >= warmup) each.push_back(std::chrono::duration<double>(last - first).count());
   }
   double total = 0;
   for (double v : t) total += v;
@@ -56,4 +60,9 @@ int main(int argc, char** argv) {
   for (int k = 0; k < bench::kPhases; ++k)
     std::printf("  %-24s %9.1f us  %5.1f%%\n", bench::kPhaseNames[k], t[k] / steps * 1e6, 100 * t[k] / total);
   std::printf("  %-24s %9.1f us\n", "step", total / steps * 1e6);
+  // The spread: whether a slow run is every step a little slower or a few steps much slower (a stalled thread).
+  std::sort(each.begin(), each.end());
+  auto at = [&](double f) { return each[std::min(each.size() - 1, size_t(f * double(each.size())))] * 1e6; };
+  std::printf("  steps: min %.0f, 10%% %.0f, median %.0f, 90%% %.0f, 99%% %.0f, max %.0f us\n", at(0), at(0.1), at(0.5),
+              at(0.9), at(0.99), at(1));
 }
