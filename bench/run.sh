@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rectifier against its peers, side by side in one run on this machine (see docs/benchmarks.md).
 # usage: bench/run.sh BUILD_DIR [MLP_EPOCHS] [CNN_EPOCHS]   (make bench: 10 and 2)
-#   env: PEERS="dlib libtorch pytorch" TASKS="mlp cnn" KERNELS=1 MLP_ROUNDS=2 CNN_ROUNDS=1
+#   env: PEERS="dlib libtorch pytorch" TASKS="mlp cnn" KERNELS=1 MLP_ROUNDS=2 CNN_ROUNDS=1 SCALING_PAIRS=6
 # Trains the reference MLP (784-256-128-10, ReLU, SGD lr 0.05 momentum 0.9, batch 128, 2 threads) and CNN with
 # rectifier and each peer, then prints seconds per epoch (median), final test accuracy, peak memory, batch-1 latency
 # and the ratios, and runs the kernel benchmarks. Results: BUILD_DIR/bench/results.md and kernels.json.
@@ -65,6 +65,17 @@ for t in $TASKS; do
     done
   done
 done
+# Thread scaling, paired: short MLP runs (3 epochs) on 1 thread and on 2, alternating (which one goes first turns
+# each pair), so that both sides of a pair see the host at about the same speed; the summary takes the ratio within
+# each pair (epochs 2-3) and the median over the pairs, beside the ratio of the rounds' medians above.
+case " $TASKS " in
+  *" mlp "*)
+    for p in $(seq 1 "${SCALING_PAIRS:-6}"); do
+      for t in $(if [ $((p % 2)) = 1 ]; then echo 1 2; else echo 2 1; fi); do
+        run rectifier-scaling-${t}t.p$p "$R" train --arch mlp --epochs 3 "${common[@]}" --threads $t --metrics "$out/rectifier-scaling-${t}t.p$p.jsonl"
+      done
+    done ;;
+esac
 if [ "${KERNELS:-1}" = 1 ]; then
   # ReLU against torch.relu in three interleaved rounds (the shared host's speed drifts): the summary takes medians.
   for r in 1 2 3; do

@@ -30,6 +30,15 @@ def peer(name):
     return {"sec": statistics.median(float(s) for e in eps for s, _ in e), "best": min(float(s) for e in eps for s, _ in e),
             "acc": float(eps[0][-1][1]), "rss": rss_mb(name),
             "b1": statistics.median(b1) if b1 else None, "epochs": len(eps[0]), "rounds": len(eps)}
+def scaling_pairs(task):
+    """The paired scaling runs (rectifier-scaling-1t.pN, -2t.pN): per pair, the medians of epochs 2.. on 1 and 2 threads."""
+    if task != "mlp": return []
+    pairs = []
+    for p in range(1, 1000):
+        sides = [[json.loads(l) for l in read(f"rectifier-scaling-{t}t.p{p}.jsonl").splitlines() if l.strip()] for t in (1, 2)]
+        if not all(sides): break
+        pairs.append(tuple(statistics.median(l["seconds"] for l in x[1:] or x) for x in sides))
+    return pairs
 kern = {}
 if read("kernels.json"):
     for b in json.loads(read("kernels.json"))["benchmarks"]:
@@ -61,7 +70,14 @@ for task in ("mlp", "cnn"):
                    f"{f(100 * (r['sec'] / nd['sec'] - 1), '%+.1f')}%.")
     one = ours(f"rectifier-{task}-1t")
     if one:
-        out.append(f"Thread scaling: {f(one['sec'])} s/epoch on 1 thread, {f(r['sec'])} on 2: {f(one['sec'] / r['sec'])}x.")
+        out.append(f"Thread scaling: {f(one['sec'])} s/epoch on 1 thread, {f(r['sec'])} on 2: {f(one['sec'] / r['sec'])}x "
+                   "(the rounds' medians).")
+    pairs = scaling_pairs(task)
+    if pairs:
+        ratios = sorted(a / b for a, b in pairs)
+        out.append(f"Thread scaling, paired ({len(pairs)} alternating pairs of 3-epoch runs, the median of epochs 2-3 of each): "
+                   f"{f(statistics.median(ratios))}x by the median pair (pairs from {f(ratios[0])}x to {f(ratios[-1])}x; "
+                   f"1 thread / 2 threads, s/epoch: " + ", ".join(f"{f(a)}/{f(b)}" for a, b in pairs) + ").")
 b1 = kern.get("BM_MlpBatch1/real_time")
 if b1:
     out.append("\n### MLP batch-1 inference latency\n")
