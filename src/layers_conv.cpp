@@ -8,6 +8,7 @@
 #include "kernels/conv_direct.h"
 #include "kernels/conv_kernels.h"
 #include "kernels/gemm.h"
+#include "kernels/sparse.h"
 #include "layers_internal.h"
 
 namespace rectifier {
@@ -57,6 +58,29 @@ class Conv2D final : public Layer<T> {
       group_.resize(kernels::direct_grad_image_floats(g_) * size_t(kGroup) * size_t(threads_));
     }
     dw_.resize((K() + 1) * size_t(g_.oc) * size_t(kChunks));  // weights, then bias, per chunk of images
+    if (sparse_applies()) {
+      const size_t grid = size_t(g_.h + 2 * g_.pad) * size_t(g_.w + 2 * g_.pad) * size_t(g_.c), T_ = size_t(threads_);
+      sp_grid_.resize(2 * grid * T_);  // per thread: the padded input, then the padded input gradient (HWC)
+      sp_dw_.resize(K() * size_t(g_.oc) * T_);
+      sp_idx_.resize(2 * P() * size_t(g_.oc) * T_);  // lists by output channel, then by position
+      sp_val_.resize(2 * P() * size_t(g_.oc) * T_);
+      sp_count_.resize((P() + size_t(g_.oc)) * T_);
+      sp_wh_.resize(K() * size_t(g_.oc));
+      // The input gradient's rows by position, column by column (rows r and r + 1 are then on different output
+      // rows, so their windows never overlap, as kernels::spmm_rows_at needs): each at its window's top-left. For
+      // output position p = oy * ow + ox: its window's top-left in the padded grid and its row r.
+      sp_at_.resize(P());
+      sp_pad_.resize(P());
+      sp_row_.resize(P());
+      const int wp = g_.w + 2 * g_.pad;
+      for (int ox = 0; ox < g_.ow; ++ox)
+        for (int oy = 0; oy < g_.oh; ++oy) {
+          const size_t r = size_t(ox) * g_.oh + size_t(oy), p = size_t(oy) * g_.ow + size_t(ox);
+          sp_at_[r] = (oy * wp + ox) * g_.c;
+          sp_pad_[p] = oy * wp + ox;
+          sp_row_[p] = int32_t(r);
+        }
+    }
   }
   void init(const InitSpec& s, Rng& rng) override {
     const int fan_in = g_.c * g_.k * g_.k, fan_out = g_.oc * g_.k * g_.k;
@@ -109,8 +133,15 @@ class Conv2D final : public Layer<T> {
     const T* W = this->params_[0].value;
     const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P, acc = (size_t(K) + 1) * g_.oc;
     const int chunks = std::min(kChunks, std::max(n, 1));
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (std::is_same_v<T, float>) {
       if (dx && direct()) kernels::pack_direct_weights(kernels::input_grad_geometry(g_), W, true, wt_.data());
+      if (dx && sparse_applies())  // [oc][k][k][c]: a window's row of taps is k * c consecutive floats
+        for (int o = 0; o < g_.oc; ++o)
+          for (int c = 0; c < g_.c; ++c)
+            for (int t = 0; t < g_.k * g_.k; ++t)
+              sp_wh_[(size_t(o) * g_.k * g_.k + size_t(t)) * g_.c + size_t(c)] = W[(size_t(o) * g_.c + size_t(c)) * g_.k * g_.k + size_t(t)];
+    }
+    int sparse_chunks = 0;
 #pragma omp parallel num_threads(threads_)
     {
       const int t = omp_get_thread_num();
@@ -125,6 +156,19 @@ class Conv2D final : public Layer<T> {
         std::fill(dw, dw + acc, T(0));
         const int i0 = int(long(n) * ch / chunks), i1 = int(long(n) * (ch + 1) / chunks);
         if constexpr (std::is_same_v<T, float>) {
+          if (sparse_applies()) {
+            size_t nnz = 0;
+            const float* d0 = dy + size_t(i0) * out_sz;
+            const size_t m = size_t(i1 - i0) * out_sz;
+#pragma omp simd reduction(+ : nnz)
+            for (size_t j = 0; j < m; ++j) nnz += d0[j] != 0.0f;
+            if (double(nnz) <= kSparseDensity * double(m)) {
+              sparse_backward(x, dy, dx, i0, i1, dw, t);
+#pragma omp atomic
+              ++sparse_chunks;
+              continue;
+            }
+          }
           if (direct()) {
             direct_backward(x, dy, dx, i0, i1, dw, t);
             continue;
@@ -150,6 +194,7 @@ class Conv2D final : public Layer<T> {
         }
       }
     }
+    last_sparse_ = sparse_chunks == chunks;
     T* dW = this->params_[0].grad;
     T* dB = this->params_[1].grad;
     for (int ch = 0; ch < chunks; ++ch) {
@@ -180,6 +225,79 @@ class Conv2D final : public Layer<T> {
                                      scratch_.data() + size_t(t) * direct_scratch_);
     }
   }
+  // Behind a ReLU and a max pooling most of dy is exactly zero (all but the maximum of each window, and the windows
+  // whose maximum did not fire: 93-95% for the reference CNN's second convolution), so when a chunk's dy is mostly
+  // zero (float, at most kSparseDensity non-zero) its gradients come from lists of the non-zero entries instead of
+  // dense correlations. With the input padded into HWC order, a window's row of taps over all channels is k * c
+  // consecutive floats, so both gradients are products of lists with rows of consecutive floats (kernels/sparse.h):
+  //   dW (o, ky, :) += sum over the positions p where dy (o, p) != 0 of dy (o, p) x (window row ky at p),
+  //   dx (window row ky at p) += sum over the channels o where dy (o, p) != 0 of dy (o, p) W (o, ky, :),
+  // the latter with spmm_rows_at, as the windows overlap. Images [i0, i1) on thread t; dw as in direct_backward.
+  // Each gradient is summed in a fixed order per chunk: the result does not depend on the threads, and differs
+  // from the dense paths' by rounding only (the zeros add nothing).
+  void sparse_backward(const float* x, const float* dy, float* dx, int i0, int i1, float* dw, int t) {
+    const int C = g_.c, k = g_.k, pad = g_.pad, H = g_.h, W = g_.w, OH = g_.oh, OW = g_.ow, OC = g_.oc;
+    const int wp = W + 2 * pad, kc = k * C, P = OH * OW;
+    const size_t grid = size_t(H + 2 * pad) * size_t(wp) * size_t(C), in_sz = size_t(C) * H * W;
+    const size_t kkc = size_t(k) * size_t(kc), out_sz = size_t(OC) * size_t(P);
+    float* xh = sp_grid_.data() + 2 * grid * size_t(t);
+    float* dxh = xh + grid;
+    float* dwh = sp_dw_.data() + kkc * size_t(OC) * size_t(t);
+    int32_t* idx = sp_idx_.data() + 2 * size_t(P) * size_t(OC) * size_t(t);  // by channel, then (pidx) by position
+    float* val = sp_val_.data() + 2 * size_t(P) * size_t(OC) * size_t(t);
+    int32_t* pidx = idx + size_t(P) * size_t(OC);
+    float* pval = val + size_t(P) * size_t(OC);
+    int32_t* count = sp_count_.data() + (size_t(P) + size_t(OC)) * size_t(t);
+    int32_t* pcount = count + OC;
+    float* db = dw + K() * size_t(OC);
+    std::fill(dwh, dwh + kkc * size_t(OC), 0.0f);
+    std::fill(xh, xh + grid, 0.0f);  // the border stays zero; each image writes the inside
+    for (int i = i0; i < i1; ++i) {
+      const float* xi = x + size_t(i) * in_sz;
+      const float* dyi = dy + size_t(i) * out_sz;
+      for (int c = 0; c < C; ++c)
+        for (int y = 0; y < H; ++y)
+          for (int xx = 0; xx < W; ++xx) xh[(size_t(y + pad) * wp + size_t(xx + pad)) * C + size_t(c)] = xi[(size_t(c) * H + y) * W + xx];
+      // By output channel: the positions p where dy is not zero, in order; the bias gradient is their sum, in the
+      // same order. From them, by position (in the channels' order): the channels. Then the channel lists' p
+      // become the windows' top-left in the padded grid, the rows of x those of dW read.
+      if (dx) std::fill(pcount, pcount + P, 0);
+      for (int o = 0; o < OC; ++o) {
+        int32_t* io = idx + size_t(o) * P;
+        float* vo = val + size_t(o) * P;
+        const int n = kernels::nonzero_list_sparse(dyi + size_t(o) * P, P, nullptr, io, vo);
+        count[o] = n;
+        float s = 0;
+        for (int j = 0; j < n; ++j) {
+          s += vo[j];
+          if (dx) {
+            const size_t r = size_t(sp_row_[size_t(io[j])]), at = r * OC + size_t(pcount[r]++);
+            pidx[at] = o;
+            pval[at] = vo[j];
+          }
+          io[j] = sp_pad_[size_t(io[j])];
+        }
+        db[o] += s;
+      }
+      for (int ky = 0; ky < k; ++ky)
+        kernels::spmm_rows(0, OC, count, P, idx, val, xh + size_t(ky) * wp * C, size_t(C), kc, dwh + size_t(ky) * kc, kkc, true);
+      if (!dx) continue;
+      std::fill(dxh, dxh + grid, 0.0f);
+      for (int ky = 0; ky < k; ++ky)
+        kernels::spmm_rows_at(0, P, pcount, OC, pidx, pval, sp_wh_.data() + size_t(ky) * kc, kkc, kc,
+                              dxh + size_t(ky) * wp * C, sp_at_.data(), true);
+      float* dxi = dx + size_t(i) * in_sz;
+      for (int c = 0; c < C; ++c)
+        for (int y = 0; y < H; ++y)
+          for (int xx = 0; xx < W; ++xx) dxi[(size_t(c) * H + y) * W + xx] = dxh[(size_t(y + pad) * wp + size_t(xx + pad)) * C + size_t(c)];
+    }
+    // dw is [oc][c][k][k]; dwh [oc][k][k][c]
+    for (int o = 0; o < OC; ++o)
+      for (int c = 0; c < C; ++c)
+        for (int tp = 0; tp < k * k; ++tp)
+          dw[(size_t(o) * C + size_t(c)) * k * k + size_t(tp)] += dwh[(size_t(o) * k * k + size_t(tp)) * C + size_t(c)];
+  }
+  bool last_backward_sparse() const override { return last_sparse_; }
   std::string torch_module() const override {
     std::string t = "nn.Conv2d(" + std::to_string(g_.c) + ", " + std::to_string(g_.oc) + ", " + std::to_string(g_.k);
     if (g_.stride != 1) t += ", stride=" + std::to_string(g_.stride);
@@ -195,6 +313,11 @@ class Conv2D final : public Layer<T> {
   // float, stride 1: forward and input gradient by direct convolution (kernels/conv_hwy.cpp), weight gradient by
   // im2col + GEMM. double (the gradient checks) and other strides: im2col + GEMM throughout.
   bool direct() const { return std::is_same_v<T, float> && kernels::direct_conv_applies(g_); }
+  // float, stride 1, a window row of at least 8 floats (k * c; the first layer of an image net, c = 1, is not)
+  // and at least two output rows (the input gradient's pairs of windows must not overlap): the sparse backward can
+  // run, chunk by chunk, when at most kSparseDensity of the chunk's dy is non-zero.
+  bool sparse_applies() const { return direct() && g_.k * g_.c >= 8 && g_.oh >= 2; }
+  static constexpr double kSparseDensity = 0.25;
   static constexpr int kChunks = 16;  // the batch's images are split into this many chunks in backward
   static constexpr int kGroup = 8;    // direct path: images per weight-gradient call
   kernels::ConvGeometry g_{};
@@ -203,6 +326,11 @@ class Conv2D final : public Layer<T> {
   // direct path: per-thread scratch, packed forward and input-gradient weights, per-thread weight-gradient groups
   Buffer<float> scratch_, wr_, wt_, group_;
   size_t direct_scratch_ = 0;
+  // sparse path (sparse_backward): per-thread grids, weight-gradient accumulators and lists; shared weights in
+  // [oc][k][k][c] and the input gradient's window offsets
+  Buffer<float> sp_grid_, sp_dw_, sp_val_, sp_wh_;
+  Buffer<int32_t> sp_idx_, sp_count_, sp_at_, sp_pad_, sp_row_;
+  bool last_sparse_ = false;
 };
 
 template <class T>

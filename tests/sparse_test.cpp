@@ -72,6 +72,56 @@ TEST(SparseKernel, SpmmRowsMatchesPlainLoop) {
   EXPECT_EQ(C[3], 0.0f);
 }
 
+// The skipping form gives the branch-free one's lists (through the map), for rows from all zero to all non-zero.
+TEST(SparseKernel, NonzeroListSparseMatchesNonzeroList) {
+  Rng rng(51);
+  for (int len : {0, 1, 7, 8, 9, 16, 31, 196, 200}) {
+    for (double density : {0.0, 0.05, 0.5, 1.0}) {
+      std::vector<float> row(static_cast<size_t>(len));
+      for (auto& v : row) v = rng.uniform() < density ? float(rng.normal()) : 0.0f;
+      if (len > 3) row[2] = NAN, row[3] = -0.0f;
+      std::vector<int32_t> map(row.size()), i1(row.size()), i2(row.size());
+      std::vector<float> v1(row.size()), v2(row.size());
+      for (int u = 0; u < len; ++u) map[size_t(u)] = 3 * u + 1;
+      const int k1 = kernels::nonzero_list(row.data(), len, i1.data(), v1.data());
+      const int k2 = kernels::nonzero_list_sparse(row.data(), len, map.data(), i2.data(), v2.data());
+      ASSERT_EQ(k1, k2) << len << " " << density;
+      for (int j = 0; j < k1; ++j) {
+        ASSERT_EQ(i2[size_t(j)], map[size_t(i1[size_t(j)])]);
+        ASSERT_TRUE(v1[size_t(j)] == v2[size_t(j)] || (std::isnan(v1[size_t(j)]) && std::isnan(v2[size_t(j)])));
+      }
+      const int k3 = kernels::nonzero_list_sparse(row.data(), len, nullptr, i2.data(), v2.data());
+      ASSERT_EQ(k3, k1);
+      for (int j = 0; j < k1; ++j) ASSERT_EQ(i2[size_t(j)], i1[size_t(j)]);
+    }
+  }
+}
+
+// spmm_rows_at: rows at given offsets that overlap (as a convolution's windows), except within the pairs the kernel
+// takes together (rows r0 + 2i and r0 + 2i + 1): every row's terms are added, in the plain loop's sum.
+TEST(SparseKernel, SpmmRowsAtAddsOverlappingRows) {
+  const int rows = 11, cap = 9, brows = 12;
+  for (int ncols : {1, 5, 8, 13, 16, 40, 80}) {
+    const Lists l = random_lists(rows, cap, brows, uint64_t(100 + ncols));
+    const size_t ldb = size_t(ncols) + 1;
+    std::vector<int32_t> at(static_cast<size_t>(rows));
+    const int shift = std::max(1, ncols / 3);  // the next pair starts within this one's rows
+    for (int r = 0; r < rows; ++r) at[size_t(r)] = (r % 2) * (ncols + 7) * 3 + (r / 2) * shift;
+    const size_t csize = size_t(at[rows - 1] + ncols + (ncols + 7) * 3 + 8);
+    const auto bd = test::random_vec(size_t(brows) * ldb, 41), cd = test::random_vec(csize, 42);
+    const std::vector<float> B(bd.begin(), bd.end());
+    const std::vector<double> Bd(B.begin(), B.end());
+    std::vector<float> C(cd.begin(), cd.end());
+    std::vector<double> R(cd.begin(), cd.end());
+    kernels::spmm_rows_at(1, rows, l.count.data(), cap, l.idx.data(), l.val.data(), B.data(), ldb, ncols, C.data(),
+                          at.data(), true);
+    kernels::spmm_rows_ref<double>(1, rows, l.count.data(), cap, l.idx.data(), l.val.data(), Bd.data(), ldb, ncols,
+                                   R.data(), 0, true, at.data());
+    for (size_t q = 0; q < csize; ++q)
+      ASSERT_NEAR(C[q], R[q], 1e-5 * (1 + std::abs(R[q])) * double(cap)) << "ncols " << ncols << " at " << q;
+  }
+}
+
 TEST(SparseKernel, NonzeroListKeepsTheNonzeroEntriesInOrder) {
   const std::vector<float> row = {0.0f, 1.5f, -0.0f, 0.0f, -2.0f, 3.0f, 0.0f, NAN, 0.0f};
   std::vector<int32_t> idx(row.size());
@@ -183,4 +233,56 @@ TEST(SparseKernel, DenseGradientsOfADenseDyTakeTheFullProducts) {
   m.zero_grad();
   m.backward(dy.data(), n);
   EXPECT_FALSE(m.layer(0).last_backward_sparse());
+}
+
+// A convolution whose dy is mostly zero (as behind a ReLU and a max pooling) takes the sparse path chunk by chunk:
+// its weight, bias and input gradients match the same layer in double (im2col and full products), for the reference
+// CNN's second convolution and for odd sizes (no padding, an odd number of output rows, rectangular images), with
+// the same bits on one thread and on two. A dense dy takes the dense path.
+TEST(SparseKernel, ConvGradientsOfASparseDyMatchTheDenseLayerInDouble) {
+  struct Case { int c, h, w, oc, k, pad; };
+  for (const Case& g : {Case{16, 14, 14, 32, 5, 2}, Case{3, 9, 7, 5, 3, 1}, Case{8, 7, 11, 4, 3, 0}, Case{2, 5, 6, 3, 4, 3}}) {
+    const int n = 20;
+    const std::string arch = "conv(" + std::to_string(g.oc) + "," + std::to_string(g.k) + ",pad=" + std::to_string(g.pad) + ")";
+    const Shape in{g.c, g.h, g.w};
+    Model<double> ref(parse_arch(arch, ArchContext{}), in);
+    ref.init(InitSpec{}, 9);
+    ref.set_input_grad(true);
+    const size_t isz = numel(in) * size_t(n), osz = numel(ref.output_shape()) * size_t(n);
+    const auto xd = test::random_vec(isz, 31);
+    auto dyd = test::random_vec(osz, 32);
+    Rng pick(33);
+    for (auto& v : dyd)
+      if (pick.uniform() < 0.93) v = 0;  // 7% non-zero: the reference CNN's second convolution has 5-7%
+    ref.forward(xd.data(), n, true);
+    ref.zero_grad();
+    ref.backward(dyd.data(), n);
+    const std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
+    std::vector<std::vector<float>> runs;
+    for (int threads : {1, 2}) {
+      set_threads(threads);
+      Model<float> m(parse_arch(arch, ArchContext{}), in);
+      for (size_t j = 0; j < m.num_params(); ++j) m.params()[j] = float(ref.params()[j]);
+      m.set_input_grad(true);
+      m.forward(x.data(), n, true);
+      m.zero_grad();
+      m.backward(dy.data(), n);
+      ASSERT_TRUE(m.layer(0).last_backward_sparse()) << arch << ", " << threads << " threads";
+      for (size_t j = 0; j < m.num_params(); ++j)
+        ASSERT_NEAR(m.grads()[j], ref.grads()[j], 1e-4 * (1 + std::abs(ref.grads()[j]))) << arch << " gradient " << j;
+      for (size_t j = 0; j < isz; ++j)
+        ASSERT_NEAR(m.input_grad()[j], ref.input_grad()[j], 1e-4 * (1 + std::abs(ref.input_grad()[j]))) << arch << " dx " << j;
+      runs.emplace_back(m.grads(), m.grads() + m.num_params());
+      runs.back().insert(runs.back().end(), m.input_grad(), m.input_grad() + isz);
+      if (threads == 2) {  // a dense dy: the dense path
+        const auto dense = test::random_vec(osz, 34);
+        const std::vector<float> dyf(dense.begin(), dense.end());
+        m.zero_grad();
+        m.backward(dyf.data(), n);
+        EXPECT_FALSE(m.layer(0).last_backward_sparse()) << arch;
+      }
+    }
+    EXPECT_EQ(runs[0], runs[1]) << arch << ": one and two threads differ";
+  }
+  set_threads(0);
 }

@@ -2,6 +2,10 @@
 // gradient is exactly zero (the units that did not fire: 70-80% in the reference MLP after a few epochs), and the
 // multiply-adds with those zeros are wasted. The layer gathers each row's non-zero entries into a list
 // (nonzero_list), then C (r, :) = [C (r, :) +] sum over the list of val * B (idx, :) walks only those rows of B.
+// A convolution behind a ReLU and a max pooling has even fewer (93-95% zero for the reference CNN's second one):
+// with its input in HWC order a window's row of taps is a row of consecutive floats, and both its gradients are
+// such products (src/layers_conv.cpp, Conv2D::sparse_backward), the input gradient's with overlapping rows of C
+// (spmm_rows_at).
 //
 // The plain loop here is the reference the tests use; spmm_rows (sparse_hwy.cpp, dispatched at run time) is the
 // kernel. Both add each row's terms in list order, one row of C by one thread, so the result does not depend on
@@ -15,6 +19,11 @@ namespace rectifier::kernels {
 // Rows r0..r1 of C (ldc) from the lists of rows r: count[r] entries at idx/val + r * cap; B has ldb and ncols.
 void spmm_rows(int r0, int r1, const int32_t* count, int cap, const int32_t* idx, const float* val, const float* B,
                size_t ldb, int ncols, float* C, size_t ldc, bool accumulate);
+
+// The same with row r of C at C + at[r] (rows may overlap, as the windows of a convolution's input: each row is
+// loaded, summed into and stored in turn, two at a time, so rows r and r + 1 for even r - r0 must not overlap).
+void spmm_rows_at(int r0, int r1, const int32_t* count, int cap, const int32_t* idx, const float* val, const float* B,
+                  size_t ldb, int ncols, float* C, const int32_t* at, bool accumulate);
 
 // The non-zero entries of row[0..len), in order: their positions into idx and values into val; returns how many.
 // Branch-free (every entry is written, the count moves on for a non-zero): at 25% non-zero a branch would miss
@@ -31,11 +40,32 @@ inline int nonzero_list(const float* __restrict row, int len, int32_t* __restric
   return k;
 }
 
+// The reference for both: row r of C at C + at[r], or at C + r * ldc when at is null.
+// The same for rows that are almost all zero (a convolution's dy behind a ReLU and a max pooling: 93-95% zero):
+// groups of 8 entries are tested at once and skipped when all are zero, and only the non-zero ones are visited,
+// instead of a serial chain through every entry. Positions are map[u] when map is not null.
+inline int nonzero_list_sparse(const float* __restrict row, int len, const int32_t* __restrict map, int32_t* __restrict idx,
+                               float* __restrict val) {
+  int k = 0, u = 0;
+  auto take = [&](int j) {
+    idx[k] = map ? map[j] : j;
+    val[k++] = row[j];
+  };
+  for (; u + 8 <= len; u += 8) {
+    unsigned m = 0;
+    for (int j = 0; j < 8; ++j) m |= unsigned(row[u + j] != 0.0f) << j;
+    for (; m; m &= m - 1) take(u + __builtin_ctz(m));
+  }
+  for (; u < len; ++u)
+    if (row[u] != 0.0f) take(u);
+  return k;
+}
+
 template <class T>
 void spmm_rows_ref(int r0, int r1, const int32_t* count, int cap, const int32_t* idx, const float* val, const T* B,
-                   size_t ldb, int ncols, T* C, size_t ldc, bool accumulate) {
+                   size_t ldb, int ncols, T* C, size_t ldc, bool accumulate, const int32_t* at = nullptr) {
   for (int r = r0; r < r1; ++r) {
-    T* c = C + size_t(r) * ldc;
+    T* c = C + (at ? size_t(at[r]) : size_t(r) * ldc);
     const int32_t* ix = idx + size_t(r) * size_t(cap);
     const float* v = val + size_t(r) * size_t(cap);
     for (int q = 0; q < ncols; ++q) {

@@ -1,4 +1,4 @@
-// spmm_rows (kernels/sparse.h) in Highway, dispatched at run time. For each block of 4 vectors of C's columns, two
+// spmm_rows and spmm_rows_at (kernels/sparse.h) in Highway, dispatched at run time. For each block of 4 vectors of C's columns, two
 // rows of C at a time keep 8 accumulators while their lists' rows of B stream past; the block of B's columns (32
 // floats of each row on AVX2: 16 KB for a batch of 128) stays in L1 across the rows of C.
 #undef HWY_TARGET_INCLUDE
@@ -14,15 +14,16 @@ namespace rectifier::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 // Rows r0..r1 of C, columns q..q+V*L: two rows at a time (2V accumulators: enough independent chains to hide the
-// FMA latency with V = 4), then the longer list's rest, then an odd last row alone.
-template <int V, class D>
+// FMA latency with V = 4), then the longer list's rest, then an odd last row alone. Row r of C starts at
+// C + row(r); rows r and r + 1 are each loaded, summed into and stored as a pair, so those two must not overlap.
+template <int V, class D, class Row>
 HWY_INLINE void Block(D d, int r0, int r1, const int32_t* HWY_RESTRICT count, size_t cap,
                       const int32_t* HWY_RESTRICT idx, const float* HWY_RESTRICT val, const float* HWY_RESTRICT B,
-                      size_t ldb, size_t q, float* HWY_RESTRICT C, size_t ldc, bool accumulate) {
+                      size_t ldb, size_t q, float* HWY_RESTRICT C, const Row& row, bool accumulate) {
   const size_t L = hn::Lanes(d);
   using Vec = hn::Vec<D>;
   auto start = [&](int r, Vec* acc) {
-    const float* c = C + size_t(r) * ldc + q;
+    const float* c = C + row(r) + q;
     for (int k = 0; k < V; ++k) acc[k] = accumulate ? hn::LoadU(d, c + k * L) : hn::Zero(d);
   };
   auto add = [&](int r, int j, Vec* acc) {
@@ -31,7 +32,7 @@ HWY_INLINE void Block(D d, int r0, int r1, const int32_t* HWY_RESTRICT count, si
     for (int k = 0; k < V; ++k) acc[k] = hn::MulAdd(s, hn::LoadU(d, b + k * L), acc[k]);
   };
   auto finish = [&](int r, const Vec* acc) {
-    float* c = C + size_t(r) * ldc + q;
+    float* c = C + row(r) + q;
     for (int k = 0; k < V; ++k) hn::StoreU(acc[k], d, c + k * L);
   };
   int r = r0;
@@ -60,22 +61,23 @@ HWY_INLINE void Block(D d, int r0, int r1, const int32_t* HWY_RESTRICT count, si
   }
 }
 
-void SpmmRows(int r0, int r1, const int32_t* HWY_RESTRICT count, int cap, const int32_t* HWY_RESTRICT idx,
-              const float* HWY_RESTRICT val, const float* HWY_RESTRICT B, size_t ldb, int ncols, float* HWY_RESTRICT C,
-              size_t ldc, bool accumulate) {
+template <class Row>
+HWY_INLINE void Rows(int r0, int r1, const int32_t* HWY_RESTRICT count, int cap, const int32_t* HWY_RESTRICT idx,
+                     const float* HWY_RESTRICT val, const float* HWY_RESTRICT B, size_t ldb, int ncols,
+                     float* HWY_RESTRICT C, const Row& row, bool accumulate) {
   const hn::ScalableTag<float> d;
   const size_t L = hn::Lanes(d), n = size_t(ncols), ucap = size_t(cap);
   size_t q = 0;
-  for (; q + 4 * L <= n; q += 4 * L) Block<4>(d, r0, r1, count, ucap, idx, val, B, ldb, q, C, ldc, accumulate);
+  for (; q + 4 * L <= n; q += 4 * L) Block<4>(d, r0, r1, count, ucap, idx, val, B, ldb, q, C, row, accumulate);
   switch ((n - q) / L) {  // the last 1-3 vectors in one pass
-    case 3: Block<3>(d, r0, r1, count, ucap, idx, val, B, ldb, q, C, ldc, accumulate); q += 3 * L; break;
-    case 2: Block<2>(d, r0, r1, count, ucap, idx, val, B, ldb, q, C, ldc, accumulate); q += 2 * L; break;
-    case 1: Block<1>(d, r0, r1, count, ucap, idx, val, B, ldb, q, C, ldc, accumulate); q += L; break;
+    case 3: Block<3>(d, r0, r1, count, ucap, idx, val, B, ldb, q, C, row, accumulate); q += 3 * L; break;
+    case 2: Block<2>(d, r0, r1, count, ucap, idx, val, B, ldb, q, C, row, accumulate); q += 2 * L; break;
+    case 1: Block<1>(d, r0, r1, count, ucap, idx, val, B, ldb, q, C, row, accumulate); q += L; break;
     default: break;
   }
   if (q == n) return;
   for (int r = r0; r < r1; ++r) {  // the columns past the last whole vector
-    float* c = C + size_t(r) * ldc;
+    float* c = C + row(r);
     const int32_t* ix = idx + size_t(r) * ucap;
     const float* v = val + size_t(r) * ucap;
     for (size_t p = q; p < n; ++p) {
@@ -86,6 +88,18 @@ void SpmmRows(int r0, int r1, const int32_t* HWY_RESTRICT count, int cap, const 
   }
 }
 
+void SpmmRows(int r0, int r1, const int32_t* HWY_RESTRICT count, int cap, const int32_t* HWY_RESTRICT idx,
+              const float* HWY_RESTRICT val, const float* HWY_RESTRICT B, size_t ldb, int ncols, float* HWY_RESTRICT C,
+              size_t ldc, bool accumulate) {
+  Rows(r0, r1, count, cap, idx, val, B, ldb, ncols, C, [ldc](int r) { return size_t(r) * ldc; }, accumulate);
+}
+
+void SpmmRowsAt(int r0, int r1, const int32_t* HWY_RESTRICT count, int cap, const int32_t* HWY_RESTRICT idx,
+                const float* HWY_RESTRICT val, const float* HWY_RESTRICT B, size_t ldb, int ncols, float* HWY_RESTRICT C,
+                const int32_t* HWY_RESTRICT at, bool accumulate) {
+  Rows(r0, r1, count, cap, idx, val, B, ldb, ncols, C, [at](int r) { return size_t(at[r]); }, accumulate);
+}
+
 }  // namespace rectifier::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -94,10 +108,16 @@ HWY_AFTER_NAMESPACE();
 
 namespace rectifier::kernels {
 HWY_EXPORT(SpmmRows);
+HWY_EXPORT(SpmmRowsAt);
 
 void spmm_rows(int r0, int r1, const int32_t* count, int cap, const int32_t* idx, const float* val, const float* B,
                size_t ldb, int ncols, float* C, size_t ldc, bool accumulate) {
   HWY_DYNAMIC_DISPATCH(SpmmRows)(r0, r1, count, cap, idx, val, B, ldb, ncols, C, ldc, accumulate);
+}
+
+void spmm_rows_at(int r0, int r1, const int32_t* count, int cap, const int32_t* idx, const float* val, const float* B,
+                  size_t ldb, int ncols, float* C, const int32_t* at, bool accumulate) {
+  HWY_DYNAMIC_DISPATCH(SpmmRowsAt)(r0, r1, count, cap, idx, val, B, ldb, ncols, C, at, accumulate);
 }
 }  // namespace rectifier::kernels
 #endif  // HWY_ONCE
