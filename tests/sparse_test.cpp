@@ -72,6 +72,31 @@ TEST(SparseKernel, SpmmRowsMatchesPlainLoop) {
   EXPECT_EQ(C[3], 0.0f);
 }
 
+// spmm_scatter: rows that overlap anywhere, several segments per row, against its plain loop.
+TEST(SparseKernel, SpmmScatterAddsEveryEntry) {
+  const int rows = 13, cap = 6, brows = 9;
+  for (int ncols : {1, 5, 8, 13, 16, 80}) {
+    for (int segs : {1, 3}) {
+      const Lists l = random_lists(rows, cap, brows, uint64_t(200 + ncols + segs));
+      const size_t bseg = size_t(ncols) + 2, ldb = bseg * size_t(segs) + 1, cseg = size_t(ncols) + 9;
+      std::vector<int32_t> at(static_cast<size_t>(rows));
+      for (int r = 0; r < rows; ++r) at[size_t(r)] = (r * 7) % 23;  // overlapping rows, in no order
+      const size_t csize = 23 + cseg * size_t(segs) + size_t(ncols);
+      const auto bd = test::random_vec(size_t(brows) * ldb, 51), cd = test::random_vec(csize, 52);
+      const std::vector<float> B(bd.begin(), bd.end());
+      const std::vector<double> Bd(B.begin(), B.end());
+      std::vector<float> C(cd.begin(), cd.end());
+      std::vector<double> R(cd.begin(), cd.end());
+      kernels::spmm_scatter(1, rows, l.count.data(), cap, l.idx.data(), l.val.data(), B.data(), ldb, bseg, C.data(),
+                            at.data(), cseg, segs, ncols);
+      kernels::spmm_scatter_ref<double>(1, rows, l.count.data(), cap, l.idx.data(), l.val.data(), Bd.data(), ldb, bseg,
+                                        R.data(), at.data(), cseg, segs, ncols);
+      for (size_t q = 0; q < csize; ++q)
+        ASSERT_NEAR(C[q], R[q], 1e-5 * (1 + std::abs(R[q])) * double(rows)) << "ncols " << ncols << " segs " << segs << " at " << q;
+    }
+  }
+}
+
 // The skipping form gives the branch-free one's lists (through the map), for rows from all zero to all non-zero.
 TEST(SparseKernel, NonzeroListSparseMatchesNonzeroList) {
   Rng rng(51);
@@ -240,8 +265,10 @@ TEST(SparseKernel, DenseGradientsOfADenseDyTakeTheFullProducts) {
 // CNN's second convolution and for odd sizes (no padding, an odd number of output rows, rectangular images), with
 // the same bits on one thread and on two. A dense dy takes the dense path.
 TEST(SparseKernel, ConvGradientsOfASparseDyMatchTheDenseLayerInDouble) {
-  struct Case { int c, h, w, oc, k, pad; };
-  for (const Case& g : {Case{16, 14, 14, 32, 5, 2}, Case{3, 9, 7, 5, 3, 1}, Case{8, 7, 11, 4, 3, 0}, Case{2, 5, 6, 3, 4, 3}}) {
+  struct Case { int c, h, w, oc, k, pad; double nonzero; };
+  // 7% non-zero: a few channels per position, dx by spmm_scatter; 22% (7 of the 32 channels): by spmm_rows_at
+  for (const Case& g : {Case{16, 14, 14, 32, 5, 2, 0.07}, Case{16, 14, 14, 32, 5, 2, 0.22}, Case{3, 9, 7, 5, 3, 1, 0.07},
+                        Case{8, 7, 11, 4, 3, 0, 0.07}, Case{2, 5, 6, 3, 4, 3, 0.07}}) {
     const int n = 20;
     const std::string arch = "conv(" + std::to_string(g.oc) + "," + std::to_string(g.k) + ",pad=" + std::to_string(g.pad) + ")";
     const Shape in{g.c, g.h, g.w};
@@ -253,7 +280,7 @@ TEST(SparseKernel, ConvGradientsOfASparseDyMatchTheDenseLayerInDouble) {
     auto dyd = test::random_vec(osz, 32);
     Rng pick(33);
     for (auto& v : dyd)
-      if (pick.uniform() < 0.93) v = 0;  // 7% non-zero: the reference CNN's second convolution has 5-7%
+      if (pick.uniform() >= g.nonzero) v = 0;  // the reference CNN's second convolution has 5-7% non-zero
     ref.forward(xd.data(), n, true);
     ref.zero_grad();
     ref.backward(dyd.data(), n);
@@ -267,7 +294,7 @@ TEST(SparseKernel, ConvGradientsOfASparseDyMatchTheDenseLayerInDouble) {
       m.forward(x.data(), n, true);
       m.zero_grad();
       m.backward(dy.data(), n);
-      ASSERT_TRUE(m.layer(0).last_backward_sparse()) << arch << ", " << threads << " threads";
+      ASSERT_TRUE(m.layer(0).last_backward_sparse()) << arch << ", " << threads << " threads, " << g.nonzero;
       for (size_t j = 0; j < m.num_params(); ++j)
         ASSERT_NEAR(m.grads()[j], ref.grads()[j], 1e-4 * (1 + std::abs(ref.grads()[j]))) << arch << " gradient " << j;
       for (size_t j = 0; j < isz; ++j)

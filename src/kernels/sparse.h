@@ -28,6 +28,26 @@ void spmm_rows(int r0, int r1, const int32_t* count, int cap, const int32_t* idx
 void spmm_rows_at(int r0, int r1, const int32_t* count, int cap, const int32_t* idx, const float* val, const float* B,
                   size_t ldb, int ncols, float* C, const int32_t* at, bool accumulate);
 
+// For short lists (a few entries per row: a convolution's input gradient, 1-2 channels per position), each entry
+// added straight into C, without holding a row in registers (whose loops, a few iterations each, would mostly
+// mispredict): for each row r, in order, and each of its entries j, for each of segs segments s,
+//   C (at[r] + s cseg + q) += val[j] B (idx[j] ldb + s bseg + q), q < ncols.
+// Rows may overlap anywhere (they are added one after the other); the segments of a row must not.
+void spmm_scatter(int r0, int r1, const int32_t* count, int cap, const int32_t* idx, const float* val, const float* B,
+                  size_t ldb, size_t bseg, float* C, const int32_t* at, size_t cseg, int segs, int ncols);
+
+template <class T>
+void spmm_scatter_ref(int r0, int r1, const int32_t* count, int cap, const int32_t* idx, const float* val, const T* B,
+                      size_t ldb, size_t bseg, T* C, const int32_t* at, size_t cseg, int segs, int ncols) {
+  for (int r = r0; r < r1; ++r)
+    for (int j = 0; j < count[r]; ++j) {
+      const size_t e = size_t(r) * size_t(cap) + size_t(j);
+      for (int s = 0; s < segs; ++s)
+        for (int q = 0; q < ncols; ++q)
+          C[size_t(at[r]) + size_t(s) * cseg + size_t(q)] += T(val[e]) * B[size_t(idx[e]) * ldb + size_t(s) * bseg + size_t(q)];
+    }
+}
+
 // The non-zero entries of row[0..len), in order: their positions into idx and values into val; returns how many.
 // Branch-free (every entry is written, the count moves on for a non-zero): at 25% non-zero a branch would miss
 // about every third entry. Highway's CompressStore was 2.6 times slower than a plain branching loop on this

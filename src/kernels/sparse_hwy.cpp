@@ -94,6 +94,29 @@ void SpmmRows(int r0, int r1, const int32_t* HWY_RESTRICT count, int cap, const 
   Rows(r0, r1, count, cap, idx, val, B, ldb, ncols, C, [ldc](int r) { return size_t(r) * ldc; }, accumulate);
 }
 
+void SpmmScatter(int r0, int r1, const int32_t* HWY_RESTRICT count, int cap, const int32_t* HWY_RESTRICT idx,
+                 const float* HWY_RESTRICT val, const float* HWY_RESTRICT B, size_t ldb, size_t bseg, float* HWY_RESTRICT C,
+                 const int32_t* HWY_RESTRICT at, size_t cseg, int segs, int ncols) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d), n = size_t(ncols), whole = n / L * L;
+  for (int r = r0; r < r1; ++r) {
+    float* c0 = C + size_t(at[r]);
+    const int32_t* ix = idx + size_t(r) * size_t(cap);
+    const float* vr = val + size_t(r) * size_t(cap);
+    for (int j = 0; j < count[r]; ++j) {
+      const auto v = hn::Set(d, vr[j]);
+      const float* b0 = B + size_t(ix[j]) * ldb;
+      for (int sg = 0; sg < segs; ++sg) {
+        float* c = c0 + size_t(sg) * cseg;
+        const float* b = b0 + size_t(sg) * bseg;
+        size_t q = 0;
+        for (; q < whole; q += L) hn::StoreU(hn::MulAdd(v, hn::LoadU(d, b + q), hn::LoadU(d, c + q)), d, c + q);
+        for (; q < n; ++q) c[q] = hn::GetLane(hn::MulAdd(v, hn::Set(d, b[q]), hn::Set(d, c[q])));
+      }
+    }
+  }
+}
+
 void SpmmRowsAt(int r0, int r1, const int32_t* HWY_RESTRICT count, int cap, const int32_t* HWY_RESTRICT idx,
                 const float* HWY_RESTRICT val, const float* HWY_RESTRICT B, size_t ldb, int ncols, float* HWY_RESTRICT C,
                 const int32_t* HWY_RESTRICT at, bool accumulate) {
@@ -109,6 +132,7 @@ HWY_AFTER_NAMESPACE();
 namespace rectifier::kernels {
 HWY_EXPORT(SpmmRows);
 HWY_EXPORT(SpmmRowsAt);
+HWY_EXPORT(SpmmScatter);
 
 void spmm_rows(int r0, int r1, const int32_t* count, int cap, const int32_t* idx, const float* val, const float* B,
                size_t ldb, int ncols, float* C, size_t ldc, bool accumulate) {
@@ -118,6 +142,11 @@ void spmm_rows(int r0, int r1, const int32_t* count, int cap, const int32_t* idx
 void spmm_rows_at(int r0, int r1, const int32_t* count, int cap, const int32_t* idx, const float* val, const float* B,
                   size_t ldb, int ncols, float* C, const int32_t* at, bool accumulate) {
   HWY_DYNAMIC_DISPATCH(SpmmRowsAt)(r0, r1, count, cap, idx, val, B, ldb, ncols, C, at, accumulate);
+}
+
+void spmm_scatter(int r0, int r1, const int32_t* count, int cap, const int32_t* idx, const float* val, const float* B,
+                  size_t ldb, size_t bseg, float* C, const int32_t* at, size_t cseg, int segs, int ncols) {
+  HWY_DYNAMIC_DISPATCH(SpmmScatter)(r0, r1, count, cap, idx, val, B, ldb, bseg, C, at, cseg, segs, ncols);
 }
 }  // namespace rectifier::kernels
 #endif  // HWY_ONCE
