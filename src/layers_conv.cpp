@@ -45,7 +45,7 @@ class Conv2D final : public Layer<T> {
     this->params_ = {{"weight", {g_.oc, g_.c, g_.k, g_.k}}, {"bias", {g_.oc}}};
     return this->out_;
   }
-  void reserve(int) override {
+  void reserve(int batch) override {
     threads_ = omp_get_max_threads();
     if (!direct()) col_.resize(K() * P() * size_t(threads_));
     plane_.resize(kernels::padded_plane(g_) * size_t(threads_));
@@ -60,10 +60,13 @@ class Conv2D final : public Layer<T> {
     dw_.resize((K() + 1) * size_t(g_.oc) * size_t(kChunks));  // weights, then bias, per chunk of images
     if (sparse_applies()) {
       const size_t grid = size_t(g_.h + 2 * g_.pad) * size_t(g_.w + 2 * g_.pad) * size_t(g_.c), T_ = size_t(threads_);
-      sp_grid_.resize(2 * grid * T_);  // per thread: the padded input, then the padded input gradient (HWC)
+      sp_images_ = (std::max(batch, 1) + kChunks - 1) / kChunks;  // at most this many images in a chunk
+      // per thread: the chunk's padded inputs, then the padded input gradient (HWC); their borders stay zero
+      sp_grid_.resize((size_t(sp_images_) + 1) * grid * T_);
+      std::fill(sp_grid_.data(), sp_grid_.data() + sp_grid_.size(), 0.0f);
       sp_dw_.resize(K() * size_t(g_.oc) * T_);
-      sp_idx_.resize(2 * P() * size_t(g_.oc) * T_);  // lists by output channel, then by position
-      sp_val_.resize(2 * P() * size_t(g_.oc) * T_);
+      sp_idx_.resize(sparse_lists() * T_);  // lists by output channel (the chunk's), then by position (an image's)
+      sp_val_.resize(sparse_lists() * T_);
       sp_count_.resize((P() + size_t(g_.oc)) * T_);
       sp_wh_.resize(K() * size_t(g_.oc));
       // The input gradient's rows by position, column by column (rows r and r + 1 are then on different output
@@ -156,7 +159,7 @@ class Conv2D final : public Layer<T> {
         std::fill(dw, dw + acc, T(0));
         const int i0 = int(long(n) * ch / chunks), i1 = int(long(n) * (ch + 1) / chunks);
         if constexpr (std::is_same_v<T, float>) {
-          if (sparse_applies()) {
+          if (sparse_applies() && i1 - i0 <= sp_images_) {  // (the lists have room for sp_images_ images)
             size_t nnz = 0;
             const float* d0 = dy + size_t(i0) * out_sz;
             const size_t m = size_t(i1 - i0) * out_sz;
@@ -241,33 +244,36 @@ class Conv2D final : public Layer<T> {
     const int wp = W + 2 * pad, kc = k * C, P = OH * OW;
     const size_t grid = size_t(H + 2 * pad) * size_t(wp) * size_t(C), in_sz = size_t(C) * H * W;
     const size_t kkc = size_t(k) * size_t(kc), out_sz = size_t(OC) * size_t(P);
-    float* xh = sp_grid_.data() + 2 * grid * size_t(t);
-    float* dxh = xh + grid;
+    const size_t cap = size_t(P) * size_t(sp_images_);  // a channel's list: every position of every image
+    float* xg = sp_grid_.data() + (size_t(sp_images_) + 1) * grid * size_t(t);  // image j's grid at xg + j grid
+    float* dxh = xg + size_t(sp_images_) * grid;
     float* dwh = sp_dw_.data() + kkc * size_t(OC) * size_t(t);
-    int32_t* idx = sp_idx_.data() + 2 * size_t(P) * size_t(OC) * size_t(t);  // by channel, then (pidx) by position
-    float* val = sp_val_.data() + 2 * size_t(P) * size_t(OC) * size_t(t);
-    int32_t* pidx = idx + size_t(P) * size_t(OC);
-    float* pval = val + size_t(P) * size_t(OC);
+    int32_t* idx = sp_idx_.data() + sparse_lists() * size_t(t);  // by channel, then (pidx) by position
+    float* val = sp_val_.data() + sparse_lists() * size_t(t);
+    int32_t* pidx = idx + cap * size_t(OC);
+    float* pval = val + cap * size_t(OC);
     int32_t* count = sp_count_.data() + (size_t(P) + size_t(OC)) * size_t(t);
     int32_t* pcount = count + OC;
     float* db = dw + K() * size_t(OC);
-    std::fill(dwh, dwh + kkc * size_t(OC), 0.0f);
-    std::fill(xh, xh + grid, 0.0f);  // the border stays zero; each image writes the inside
+    std::fill(count, count + OC, 0);
     for (int i = i0; i < i1; ++i) {
       const float* xi = x + size_t(i) * in_sz;
       const float* dyi = dy + size_t(i) * out_sz;
+      float* xh = xg + size_t(i - i0) * grid;
+      const int32_t first = int32_t(size_t(i - i0) * grid / size_t(C));  // the grid's first row for the kernel
       for (int c = 0; c < C; ++c)
         for (int y = 0; y < H; ++y)
           for (int xx = 0; xx < W; ++xx) xh[(size_t(y + pad) * wp + size_t(xx + pad)) * C + size_t(c)] = xi[(size_t(c) * H + y) * W + xx];
-      // By output channel: the positions p where dy is not zero, in order; the bias gradient is their sum, in the
-      // same order. From them, by position (in the channels' order): the channels. Then the channel lists' p
-      // become the windows' top-left in the padded grid, the rows of x those of dW read.
+      // By output channel, after the chunk's earlier images: the positions p where dy is not zero, in order; the
+      // bias gradient is their sum, in the same order. From them, by position (in the channels' order): the
+      // channels. Then the channel lists' p become the windows' top-left in this image's grid, the rows of x
+      // those of dW read.
       if (dx) std::fill(pcount, pcount + P, 0);
+      long nnz = 0;
       for (int o = 0; o < OC; ++o) {
-        int32_t* io = idx + size_t(o) * P;
-        float* vo = val + size_t(o) * P;
+        int32_t* io = idx + size_t(o) * cap + size_t(count[o]);
+        float* vo = val + size_t(o) * cap + size_t(count[o]);
         const int n = kernels::nonzero_list_sparse(dyi + size_t(o) * P, P, nullptr, io, vo);
-        count[o] = n;
         float s = 0;
         for (int j = 0; j < n; ++j) {
           s += vo[j];
@@ -276,16 +282,14 @@ class Conv2D final : public Layer<T> {
             pidx[at] = o;
             pval[at] = vo[j];
           }
-          io[j] = sp_pad_[size_t(io[j])];
+          io[j] = first + sp_pad_[size_t(io[j])];
         }
+        count[o] += n;
+        nnz += n;
         db[o] += s;
       }
-      for (int ky = 0; ky < k; ++ky)
-        kernels::spmm_rows(0, OC, count, P, idx, val, xh + size_t(ky) * wp * C, size_t(C), kc, dwh + size_t(ky) * kc, kkc, true);
       if (!dx) continue;
       std::fill(dxh, dxh + grid, 0.0f);
-      long nnz = 0;
-      for (int o = 0; o < OC; ++o) nnz += count[o];
       if (nnz <= kScatterPerRow * long(P)) {  // a few channels per position: each added straight into dx
         kernels::spmm_scatter(0, P, pcount, OC, pidx, pval, sp_wh_.data(), kkc, size_t(kc), dxh, sp_at_.data(),
                               size_t(wp) * C, k, kc);
@@ -299,7 +303,11 @@ class Conv2D final : public Layer<T> {
         for (int y = 0; y < H; ++y)
           for (int xx = 0; xx < W; ++xx) dxi[(size_t(c) * H + y) * W + xx] = dxh[(size_t(y + pad) * wp + size_t(xx + pad)) * C + size_t(c)];
     }
-    // dw is [oc][c][k][k]; dwh [oc][k][k][c]
+    // dW over the whole chunk at once, each channel's list running through every image (long lists: fewer loads
+    // and stores of dW's rows, fewer loop ends), then added in [oc][c][k][k] from dwh's [oc][k][k][c]
+    for (int ky = 0; ky < k; ++ky)
+      kernels::spmm_rows(0, OC, count, int(cap), idx, val, xg + size_t(ky) * wp * C, size_t(C), kc, dwh + size_t(ky) * kc,
+                         kkc, false);
     for (int o = 0; o < OC; ++o)
       for (int c = 0; c < C; ++c)
         for (int tp = 0; tp < k * k; ++tp)
@@ -327,6 +335,8 @@ class Conv2D final : public Layer<T> {
   // backward can run, chunk by chunk, when at most kSparseDensity of the chunk's dy is non-zero.
   bool sparse_applies() const { return direct() && g_.k * g_.c >= 8 && g_.oh >= 2; }
   static constexpr double kSparseDensity = 0.25;
+  // The sparse path's lists per thread: by channel over a chunk's images, then by position over one image
+  size_t sparse_lists() const { return (size_t(sp_images_) + 1) * P() * size_t(g_.oc); }
   // Up to this many non-zero channels per position on average, dx takes spmm_scatter (each entry added into dx at
   // once) rather than spmm_rows_at, whose loops of a few iterations mostly mispredict: in isolation, for the CNN's
   // second convolution, 12.9 against 27.3 us per image at 6% of dy non-zero (1.9 per position), 38 against 52 at
@@ -345,6 +355,7 @@ class Conv2D final : public Layer<T> {
   Buffer<float> sp_grid_, sp_dw_, sp_val_, sp_wh_;
   Buffer<int32_t> sp_idx_, sp_count_, sp_at_, sp_pad_, sp_row_;
   bool last_sparse_ = false;
+  int sp_images_ = 1;
 };
 
 template <class T>
