@@ -60,7 +60,8 @@ class Conv2D final : public Layer<T> {
     dw_.resize((K() + 1) * size_t(g_.oc) * size_t(kChunks));  // weights, then bias, per chunk of images
     if (sparse_applies()) {
       const size_t grid = size_t(g_.h + 2 * g_.pad) * size_t(g_.w + 2 * g_.pad) * size_t(g_.c), T_ = size_t(threads_);
-      sp_images_ = (std::max(batch, 1) + kChunks - 1) / kChunks;  // at most this many images in a chunk
+      // dW's lists run through up to kGroup images at a time (a chunk's, for a batch of 128), as the direct path
+      sp_images_ = std::min(kGroup, (std::max(batch, 1) + kChunks - 1) / kChunks);
       // per thread: the chunk's padded inputs, then the padded input gradient (HWC); their borders stay zero
       sp_grid_.resize((size_t(sp_images_) + 1) * grid * T_);
       std::fill(sp_grid_.data(), sp_grid_.data() + sp_grid_.size(), 0.0f);
@@ -159,7 +160,7 @@ class Conv2D final : public Layer<T> {
         std::fill(dw, dw + acc, T(0));
         const int i0 = int(long(n) * ch / chunks), i1 = int(long(n) * (ch + 1) / chunks);
         if constexpr (std::is_same_v<T, float>) {
-          if (sparse_applies() && i1 - i0 <= sp_images_) {  // (the lists have room for sp_images_ images)
+          if (sparse_applies()) {
             size_t nnz = 0;
             const float* d0 = dy + size_t(i0) * out_sz;
             const size_t m = size_t(i1 - i0) * out_sz;
@@ -244,7 +245,7 @@ class Conv2D final : public Layer<T> {
     const int wp = W + 2 * pad, kc = k * C, P = OH * OW;
     const size_t grid = size_t(H + 2 * pad) * size_t(wp) * size_t(C), in_sz = size_t(C) * H * W;
     const size_t kkc = size_t(k) * size_t(kc), out_sz = size_t(OC) * size_t(P);
-    const size_t cap = size_t(P) * size_t(sp_images_);  // a channel's list: every position of every image
+    const size_t cap = size_t(P) * size_t(sp_images_);  // a channel's list: every position of a group's images
     float* xg = sp_grid_.data() + (size_t(sp_images_) + 1) * grid * size_t(t);  // image j's grid at xg + j grid
     float* dxh = xg + size_t(sp_images_) * grid;
     float* dwh = sp_dw_.data() + kkc * size_t(OC) * size_t(t);
@@ -255,59 +256,63 @@ class Conv2D final : public Layer<T> {
     int32_t* count = sp_count_.data() + (size_t(P) + size_t(OC)) * size_t(t);
     int32_t* pcount = count + OC;
     float* db = dw + K() * size_t(OC);
-    std::fill(count, count + OC, 0);
-    for (int i = i0; i < i1; ++i) {
-      const float* xi = x + size_t(i) * in_sz;
-      const float* dyi = dy + size_t(i) * out_sz;
-      float* xh = xg + size_t(i - i0) * grid;
-      const int32_t first = int32_t(size_t(i - i0) * grid / size_t(C));  // the grid's first row for the kernel
-      for (int c = 0; c < C; ++c)
-        for (int y = 0; y < H; ++y)
-          for (int xx = 0; xx < W; ++xx) xh[(size_t(y + pad) * wp + size_t(xx + pad)) * C + size_t(c)] = xi[(size_t(c) * H + y) * W + xx];
-      // By output channel, after the chunk's earlier images: the positions p where dy is not zero, in order; the
-      // bias gradient is their sum, in the same order. From them, by position (in the channels' order): the
-      // channels. Then the channel lists' p become the windows' top-left in this image's grid, the rows of x
-      // those of dW read.
-      if (dx) std::fill(pcount, pcount + P, 0);
-      long nnz = 0;
-      for (int o = 0; o < OC; ++o) {
-        int32_t* io = idx + size_t(o) * cap + size_t(count[o]);
-        float* vo = val + size_t(o) * cap + size_t(count[o]);
-        const int n = kernels::nonzero_list_sparse(dyi + size_t(o) * P, P, nullptr, io, vo);
-        float s = 0;
-        for (int j = 0; j < n; ++j) {
-          s += vo[j];
-          if (dx) {
-            const size_t r = size_t(sp_row_[size_t(io[j])]), at = r * OC + size_t(pcount[r]++);
-            pidx[at] = o;
-            pval[at] = vo[j];
+    for (int g0 = i0; g0 < i1; g0 += sp_images_) {  // groups of up to sp_images_ images
+      const int g1 = std::min(i1, g0 + sp_images_);
+      std::fill(count, count + OC, 0);
+      for (int i = g0; i < g1; ++i) {
+        const float* xi = x + size_t(i) * in_sz;
+        const float* dyi = dy + size_t(i) * out_sz;
+        float* xh = xg + size_t(i - g0) * grid;
+        const int32_t first = int32_t(size_t(i - g0) * grid / size_t(C));  // the grid's first row for the kernel
+        for (int c = 0; c < C; ++c)
+          for (int y = 0; y < H; ++y)
+            for (int xx = 0; xx < W; ++xx) xh[(size_t(y + pad) * wp + size_t(xx + pad)) * C + size_t(c)] = xi[(size_t(c) * H + y) * W + xx];
+        // By output channel, after the group's earlier images: the positions p where dy is not zero, in order; the
+        // bias gradient is their sum, in the same order. From them, by position (in the channels' order): the
+        // channels. Then the channel lists' p become the windows' top-left in this image's grid, the rows of x
+        // those of dW read.
+        if (dx) std::fill(pcount, pcount + P, 0);
+        long nnz = 0;
+        for (int o = 0; o < OC; ++o) {
+          int32_t* io = idx + size_t(o) * cap + size_t(count[o]);
+          float* vo = val + size_t(o) * cap + size_t(count[o]);
+          const int n = kernels::nonzero_list_sparse(dyi + size_t(o) * P, P, nullptr, io, vo);
+          float s = 0;
+          for (int j = 0; j < n; ++j) {
+            s += vo[j];
+            if (dx) {
+              const size_t r = size_t(sp_row_[size_t(io[j])]), at = r * OC + size_t(pcount[r]++);
+              pidx[at] = o;
+              pval[at] = vo[j];
+            }
+            io[j] = first + sp_pad_[size_t(io[j])];
           }
-          io[j] = first + sp_pad_[size_t(io[j])];
+          count[o] += n;
+          nnz += n;
+          db[o] += s;
         }
-        count[o] += n;
-        nnz += n;
-        db[o] += s;
+        if (!dx) continue;
+        std::fill(dxh, dxh + grid, 0.0f);
+        if (nnz <= kScatterPerRow * long(P)) {  // a few channels per position: each added straight into dx
+          kernels::spmm_scatter(0, P, pcount, OC, pidx, pval, sp_wh_.data(), kkc, size_t(kc), dxh, sp_at_.data(),
+                                size_t(wp) * C, k, kc);
+        } else {
+          for (int ky = 0; ky < k; ++ky)
+            kernels::spmm_rows_at(0, P, pcount, OC, pidx, pval, sp_wh_.data() + size_t(ky) * kc, kkc, kc,
+                                  dxh + size_t(ky) * wp * C, sp_at_.data(), true);
+        }
+        float* dxi = dx + size_t(i) * in_sz;
+        for (int c = 0; c < C; ++c)
+          for (int y = 0; y < H; ++y)
+            for (int xx = 0; xx < W; ++xx) dxi[(size_t(c) * H + y) * W + xx] = dxh[(size_t(y + pad) * wp + size_t(xx + pad)) * C + size_t(c)];
       }
-      if (!dx) continue;
-      std::fill(dxh, dxh + grid, 0.0f);
-      if (nnz <= kScatterPerRow * long(P)) {  // a few channels per position: each added straight into dx
-        kernels::spmm_scatter(0, P, pcount, OC, pidx, pval, sp_wh_.data(), kkc, size_t(kc), dxh, sp_at_.data(),
-                              size_t(wp) * C, k, kc);
-      } else {
-        for (int ky = 0; ky < k; ++ky)
-          kernels::spmm_rows_at(0, P, pcount, OC, pidx, pval, sp_wh_.data() + size_t(ky) * kc, kkc, kc,
-                                dxh + size_t(ky) * wp * C, sp_at_.data(), true);
-      }
-      float* dxi = dx + size_t(i) * in_sz;
-      for (int c = 0; c < C; ++c)
-        for (int y = 0; y < H; ++y)
-          for (int xx = 0; xx < W; ++xx) dxi[(size_t(c) * H + y) * W + xx] = dxh[(size_t(y + pad) * wp + size_t(xx + pad)) * C + size_t(c)];
+      // dW over the group at once, each channel's list running through every image (long lists: fewer loads and
+      // stores of dW's rows, fewer loop ends)
+      for (int ky = 0; ky < k; ++ky)
+        kernels::spmm_rows(0, OC, count, int(cap), idx, val, xg + size_t(ky) * wp * C, size_t(C), kc, dwh + size_t(ky) * kc,
+                           kkc, g0 != i0);
     }
-    // dW over the whole chunk at once, each channel's list running through every image (long lists: fewer loads
-    // and stores of dW's rows, fewer loop ends), then added in [oc][c][k][k] from dwh's [oc][k][k][c]
-    for (int ky = 0; ky < k; ++ky)
-      kernels::spmm_rows(0, OC, count, int(cap), idx, val, xg + size_t(ky) * wp * C, size_t(C), kc, dwh + size_t(ky) * kc,
-                         kkc, false);
+    // added in [oc][c][k][k] from dwh's [oc][k][k][c]
     for (int o = 0; o < OC; ++o)
       for (int c = 0; c < C; ++c)
         for (int tp = 0; tp < k * k; ++tp)

@@ -265,11 +265,13 @@ TEST(SparseKernel, DenseGradientsOfADenseDyTakeTheFullProducts) {
 // CNN's second convolution and for odd sizes (no padding, an odd number of output rows, rectangular images), with
 // the same bits on one thread and on two. A dense dy takes the dense path.
 TEST(SparseKernel, ConvGradientsOfASparseDyMatchTheDenseLayerInDouble) {
-  struct Case { int c, h, w, oc, k, pad; double nonzero; };
-  // 7% non-zero: a few channels per position, dx by spmm_scatter; 22% (7 of the 32 channels): by spmm_rows_at
-  for (const Case& g : {Case{16, 14, 14, 32, 5, 2, 0.07}, Case{16, 14, 14, 32, 5, 2, 0.22}, Case{3, 9, 7, 5, 3, 1, 0.07},
-                        Case{8, 7, 11, 4, 3, 0, 0.07}, Case{2, 5, 6, 3, 4, 3, 0.07}}) {
-    const int n = 20;
+  struct Case { int c, h, w, oc, k, pad; double nonzero; int n; };
+  // 7% non-zero: a few channels per position, dx by spmm_scatter; 22% (7 of the 32 channels): by spmm_rows_at.
+  // 150 images: chunks of 9-10, dW's lists over groups of 8 and then the rest.
+  for (const Case& g : {Case{16, 14, 14, 32, 5, 2, 0.07, 20}, Case{16, 14, 14, 32, 5, 2, 0.22, 20},
+                        Case{3, 9, 7, 5, 3, 1, 0.07, 20}, Case{8, 7, 11, 4, 3, 0, 0.07, 20}, Case{2, 5, 6, 3, 4, 3, 0.07, 20},
+                        Case{3, 9, 7, 5, 3, 1, 0.07, 150}}) {
+    const int n = g.n;
     const std::string arch = "conv(" + std::to_string(g.oc) + "," + std::to_string(g.k) + ",pad=" + std::to_string(g.pad) + ")";
     const Shape in{g.c, g.h, g.w};
     Model<double> ref(parse_arch(arch, ArchContext{}), in);
