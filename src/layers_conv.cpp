@@ -62,9 +62,9 @@ class Conv2D final : public Layer<T> {
       const size_t grid = size_t(g_.h + 2 * g_.pad) * size_t(g_.w + 2 * g_.pad) * size_t(g_.c), T_ = size_t(threads_);
       // dW's lists run through up to kGroup images at a time (a chunk's, for a batch of 128), as the direct path
       sp_images_ = std::min(kGroup, (std::max(batch, 1) + kChunks - 1) / kChunks);
-      // per thread: the chunk's padded inputs, then the padded input gradient (HWC); their borders stay zero
+      // per thread: the chunk's padded inputs, then the padded input gradient (HWC); their borders stay zero from
+      // allocation (Buffer zero-fills it), as only the insides are ever written
       sp_grid_.resize((size_t(sp_images_) + 1) * grid * T_);
-      std::fill(sp_grid_.data(), sp_grid_.data() + sp_grid_.size(), 0.0f);
       sp_dw_.resize(K() * size_t(g_.oc) * T_);
       sp_idx_.resize(sparse_lists() * T_);  // lists by output channel (the chunk's), then by position (an image's)
       sp_val_.resize(sparse_lists() * T_);
@@ -256,6 +256,9 @@ class Conv2D final : public Layer<T> {
     int32_t* count = sp_count_.data() + (size_t(P) + size_t(OC)) * size_t(t);
     int32_t* pcount = count + OC;
     float* db = dw + K() * size_t(OC);
+    // (c, y, x) of an image in CHW, and its place in a padded HWC grid
+    auto chw = [&](int c, int y, int xx) { return (size_t(c) * H + size_t(y)) * W + size_t(xx); };
+    auto hwc = [&](int c, int y, int xx) { return (size_t(y + pad) * wp + size_t(xx + pad)) * C + size_t(c); };
     for (int g0 = i0; g0 < i1; g0 += sp_images_) {  // groups of up to sp_images_ images
       const int g1 = std::min(i1, g0 + sp_images_);
       std::fill(count, count + OC, 0);
@@ -266,7 +269,7 @@ class Conv2D final : public Layer<T> {
         const int32_t first = int32_t(size_t(i - g0) * grid / size_t(C));  // the grid's first row for the kernel
         for (int c = 0; c < C; ++c)
           for (int y = 0; y < H; ++y)
-            for (int xx = 0; xx < W; ++xx) xh[(size_t(y + pad) * wp + size_t(xx + pad)) * C + size_t(c)] = xi[(size_t(c) * H + y) * W + xx];
+            for (int xx = 0; xx < W; ++xx) xh[hwc(c, y, xx)] = xi[chw(c, y, xx)];
         // By output channel, after the group's earlier images: the positions p where dy is not zero, in order; the
         // bias gradient is their sum, in the same order. From them, by position (in the channels' order): the
         // channels. Then the channel lists' p become the windows' top-left in this image's grid, the rows of x
@@ -276,7 +279,7 @@ class Conv2D final : public Layer<T> {
         for (int o = 0; o < OC; ++o) {
           int32_t* io = idx + size_t(o) * cap + size_t(count[o]);
           float* vo = val + size_t(o) * cap + size_t(count[o]);
-          const int n = kernels::nonzero_list_sparse(dyi + size_t(o) * P, P, nullptr, io, vo);
+          const int n = kernels::nonzero_list_sparse(dyi + size_t(o) * P, P, io, vo);
           float s = 0;
           for (int j = 0; j < n; ++j) {
             s += vo[j];
@@ -304,7 +307,7 @@ class Conv2D final : public Layer<T> {
         float* dxi = dx + size_t(i) * in_sz;
         for (int c = 0; c < C; ++c)
           for (int y = 0; y < H; ++y)
-            for (int xx = 0; xx < W; ++xx) dxi[(size_t(c) * H + y) * W + xx] = dxh[(size_t(y + pad) * wp + size_t(xx + pad)) * C + size_t(c)];
+            for (int xx = 0; xx < W; ++xx) dxi[chw(c, y, xx)] = dxh[hwc(c, y, xx)];
       }
       // dW over the group at once, each channel's list running through every image (long lists: fewer loads and
       // stores of dW's rows, fewer loop ends)

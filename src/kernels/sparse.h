@@ -63,15 +63,13 @@ inline int nonzero_list(const float* __restrict row, int len, int32_t* __restric
   return k;
 }
 
-// The reference for both: row r of C at C + at[r], or at C + r * ldc when at is null.
 // The same for rows that are almost all zero (a convolution's dy behind a ReLU and a max pooling: 93-95% zero):
 // groups of 8 entries are tested at once and skipped when all are zero, and only the non-zero ones are visited,
-// instead of a serial chain through every entry. Positions are map[u] when map is not null.
-inline int nonzero_list_sparse(const float* __restrict row, int len, const int32_t* __restrict map, int32_t* __restrict idx,
-                               float* __restrict val) {
+// instead of a serial chain through every entry.
+inline int nonzero_list_sparse(const float* __restrict row, int len, int32_t* __restrict idx, float* __restrict val) {
   int k = 0, u = 0;
   auto take = [&](int j) {
-    idx[k] = map ? map[j] : j;
+    idx[k] = j;
     val[k++] = row[j];
   };
   for (; u + 8 <= len; u += 8) {
@@ -90,6 +88,7 @@ inline int nonzero_list_sparse(const float* __restrict row, int len, const int32
   return k;
 }
 
+// The reference for spmm_rows and spmm_rows_at: row r of C at C + at[r], or at C + r * ldc when at is null.
 template <class T>
 void spmm_rows_ref(int r0, int r1, const int32_t* count, int cap, const int32_t* idx, const float* val, const T* B,
                    size_t ldb, int ncols, T* C, size_t ldc, bool accumulate, const int32_t* at = nullptr) {
