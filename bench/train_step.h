@@ -7,12 +7,14 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 #include "rectifier/activation.h"
 #include "rectifier/data.h"
 #include "rectifier/loss.h"
 #include "rectifier/monitor.h"
 #include "rectifier/optimizer.h"
+#include "rectifier/rng.h"
 #include "rectifier/trainer.h"
 
 namespace rectifier::bench {
@@ -42,9 +44,10 @@ class TrainStep {
   static constexpr int kBatch = 128;
   // diagnostics: run the monitor; fused: its gradient figures in the optimizer's pass (the trainer's way without
   // clipping); backup: keep the last-good copy (the trainer's default); data: if not null, each step gathers the next
-  // 128 of its examples (in order, from the start again at the end) instead of reusing the synthetic batch, at the
-  // reference task's learning rate (0.05, not 0.01), so that the activations' sparsity, and the dense layers'
-  // sparse backward it enables, are those of real training.
+  // 128 of its examples, in a shuffled order as the trainer takes them (Dataset::gather; from the start of that
+  // order again at the end), instead of reusing the synthetic batch, at the reference task's learning rate (0.05,
+  // not 0.01), so that the activations' sparsity, and the dense layers' sparse backward it enables, are those of
+  // real training.
   explicit TrainStep(const std::string& arch, bool diagnostics = true, bool fused = true, bool backup = true,
                      const Dataset* data = nullptr)
       : m_(reference_model(arch)), opt_(reference_sgd(), m_.num_params()), fused_(fused), data_(data) {
@@ -57,6 +60,12 @@ class TrainStep {
     for (int i = 0; i < kBatch; ++i) y_[size_t(i)] = i % 10;
     dout_.resize(size_t(kBatch) * 10);
     if (backup) backup_.resize(m_.num_params());
+    if (data_) {
+      order_.resize(data_->size());
+      for (size_t i = 0; i < order_.size(); ++i) order_[i] = uint32_t(i);
+      Rng rng(1);
+      for (size_t i = order_.size() - 1; i > 0; --i) std::swap(order_[i], order_[size_t(rng.below(i + 1))]);
+    }
     if (mon_) mon_->begin_epoch();
     m_.zero_grad();  // once, as the trainer: from then on each step clears the gradients
   }
@@ -67,8 +76,8 @@ class TrainStep {
   void run(Mark&& mark) {
     if (data_) {
       if (next_ + size_t(kBatch) > data_->size()) next_ = 0;
-      data_->gather_range(next_, kBatch, x_.data());
-      for (int i = 0; i < kBatch; ++i) y_[size_t(i)] = data_->labels[next_ + size_t(i)];
+      data_->gather(order_.data() + next_, kBatch, x_.data());
+      for (int i = 0; i < kBatch; ++i) y_[size_t(i)] = data_->labels[order_[next_ + size_t(i)]];
       next_ += size_t(kBatch);
     }
     mark(kGather);
@@ -101,6 +110,7 @@ class TrainStep {
   bool fused_;
   const Dataset* data_;
   size_t next_ = 0;
+  std::vector<uint32_t> order_;  // the examples in a shuffled order, as the trainer takes them
   long steps_ = 0;
   const long every_ = TrainConfig{}.last_good_every;  // the trainer's default
   std::vector<float> x_, dout_, backup_;
