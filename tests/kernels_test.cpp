@@ -9,6 +9,7 @@
 #include "kernels/conv_kernels.h"
 #include "kernels/gemm.h"
 #include "kernels/optim_kernels.h"
+#include "kernels/packed.h"
 #include "kernels/reduce.h"
 #include "rectifier/activation.h"
 #include "rectifier/trainer.h"
@@ -180,6 +181,60 @@ TEST(Gemm, UnevenParallelSplitMatchesReference) {
       }
   b.set_adaptive(true);  // back to an even start for the other tests
   omp_set_num_threads(threads);
+}
+
+// The packed product y = x W^T (the dense layers' forward in float) against the reference: partial row tiles
+// (m not a multiple of 6), partial and lone panels (n past a multiple of the panel width, and n under it), k under a
+// transpose block of 8, not a multiple of 8, and over a block of 256 (three blocks); padded leading dimensions, and
+// nothing written past column n.
+TEST(PackedGemm, MatchesReference) {
+  const int nr = kernels::packed_panel_width();
+  for (int m : {1, 5, 6, 13, 64})
+    for (int n : {1, nr - 1, nr, nr + 3, 2 * nr + 1, 70})
+      for (int k : {1, 7, 8, 29, 300, 784}) {
+        const int lda = k + 3, ldc = n + 2;
+        const auto ad = test::random_vec(size_t(m) * lda, 50 + m), wd = test::random_vec(size_t(n) * k, 51 + n);
+        const std::vector<float> A(ad.begin(), ad.end()), W(wd.begin(), wd.end());
+        std::vector<float> P(kernels::packed_size(n, k), -1.0f), C(size_t(m) * ldc, 7.0f), R(C);
+        const int panels = (n + nr - 1) / nr;
+        kernels::pack_panels(W.data(), n, k, 0, panels / 2, P.data());  // in two ranges, as two threads do
+        kernels::pack_panels(W.data(), n, k, panels / 2, panels, P.data());
+        kernels::gemm_packed(m, n, k, A.data(), lda, P.data(), C.data(), ldc);
+        kernels::gemm_ref(false, true, m, n, k, 1.0f, A.data(), lda, W.data(), k, 0.0f, R.data(), ldc);
+        for (int i = 0; i < m; ++i)
+          for (int j = 0; j < ldc; ++j) {
+            const size_t at = size_t(i) * ldc + size_t(j);
+            if (j >= n) ASSERT_EQ(C[at], 7.0f) << "wrote past column " << n << ": " << m << "x" << n << "x" << k;
+            else ASSERT_NEAR(C[at], R[at], 1e-5f * (1 + std::abs(R[at])) * std::sqrt(float(k)))
+                     << m << "x" << n << "x" << k << " at " << i << "," << j;
+          }
+      }
+}
+
+// Split over two threads unevenly (one told three times slower), and over one: the same bits, since each output is
+// summed in the same order whatever the split; the epilogue sees each row once, with all the columns.
+TEST(PackedGemm, SplitDoesNotChangeBits) {
+  const int threads = omp_get_max_threads();
+  kernels::SplitBalance& b = kernels::SplitBalance::get();
+  const int m = 130, n = 256, k = 784;
+  const auto ad = test::random_vec(size_t(m) * k, 3), wd = test::random_vec(size_t(n) * k, 4);
+  const std::vector<float> A(ad.begin(), ad.end()), W(wd.begin(), wd.end());
+  std::vector<float> P(kernels::packed_size(n, k)), one(size_t(m) * n), two(one.size());
+  std::vector<int> seen(size_t(m), 0);
+  omp_set_num_threads(1);
+  kernels::pgemm_nt_packed(m, n, k, A.data(), k, W.data(), P.data(), one.data(), n, [](int, int, int, int) {});
+  omp_set_num_threads(2);
+  const double work[2] = {1, 1}, slow[2] = {1e-3, 3e-3};
+  for (int i = 0; i < 40; ++i) b.record(2, work, slow);
+  kernels::pgemm_nt_packed(m, n, k, A.data(), k, W.data(), P.data(), two.data(), n, [&](int r0, int rows, int c0, int cols) {
+    EXPECT_EQ(c0, 0);
+    EXPECT_EQ(cols, n);
+    for (int i = r0; i < r0 + rows; ++i) ++seen[size_t(i)];
+  });
+  b.set_adaptive(true);
+  omp_set_num_threads(threads);
+  for (int i = 0; i < m; ++i) ASSERT_EQ(seen[size_t(i)], 1) << "row " << i;
+  ASSERT_EQ(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)), 0);
 }
 
 // The im2col + GEMM convolution layer against direct convolution, in float, over strides, padding and batch sizes

@@ -1,0 +1,68 @@
+// y = x W^T with W (a dense layer's weight, [out][in]) packed once per product into panels that every thread reads
+// (packed_hwy.cpp, dispatched at run time). The reference is kernels::gemm_ref (tests/kernels_test.cpp,
+// PackedGemm).
+#pragma once
+#include <omp.h>
+
+#include <algorithm>
+#include <cstddef>
+
+#include "kernels/gemm.h"
+
+namespace rectifier::kernels {
+
+// Rows of W per panel on the running target (two vectors: 16 floats with AVX2, 32 with AVX-512).
+int packed_panel_width();
+// Floats that the panels of W (n rows of k) take.
+inline size_t packed_size(int n, int k) {
+  const size_t nr = size_t(packed_panel_width());
+  return (size_t(n) + nr - 1) / nr * nr * size_t(k);
+}
+// Panels p0..p1 of W (n rows of k) into P (packed_size floats): panel p holds rows [p NR, p NR + NR) interleaved
+// by k, zero past row n. Panels are disjoint: threads may pack different ranges at once.
+void pack_panels(const float* W, int n, int k, int p0, int p1, float* P);
+// C (m, n) = A (m, k) W^T, W given by its panels P. Each output is summed over k in order: the result does not
+// depend on how the rows are split between calls.
+void gemm_packed(int m, int n, int k, const float* A, int lda, const float* P, float* C, int ldc);
+
+// C (m, n) = A (m, k) W^T over the OpenMP threads, in one parallel region: each thread packs a share of W's panels
+// into P (packed_size(n, k) floats), then, after a barrier, computes a block of whole rows of C (sized by
+// SplitBalance, as pgemm's) and calls epilogue(row0, rows, 0, n) on it while it is in cache. Each output is summed
+// in the same order whatever the split: the result does not depend on the thread count.
+template <class Epilogue>
+void pgemm_nt_packed(int m, int n, int k, const float* A, int lda, const float* W, float* P, float* C, int ldc,
+                     Epilogue&& epilogue) {
+  const int nr = packed_panel_width(), panels = (n + nr - 1) / nr;
+  const int threads = omp_in_parallel() || double(m) * n * k < 1e6 ? 1 : std::min(omp_get_max_threads(), SplitBalance::kMax);
+  if (threads == 1) {
+    pack_panels(W, n, k, 0, panels, P);
+    gemm_packed(m, n, k, A, lda, P, C, ldc);
+    epilogue(0, m, 0, n);
+    return;
+  }
+  int bounds[SplitBalance::kMax + 1];
+  double work[SplitBalance::kMax], seconds[SplitBalance::kMax];
+  SplitBalance& balance = SplitBalance::get();
+  balance.split(m, 6, threads, bounds);
+  int ran = threads;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), got = omp_get_num_threads();
+    if (t == 0) ran = got;
+    pack_panels(W, n, k, int(long(panels) * t / got), int(long(panels) * (t + 1) / got), P);
+#pragma omp barrier
+    for (int b = t; b < threads; b += got) {  // with fewer threads than asked, blocks go round-robin
+      const int lo = bounds[b], hi = bounds[b + 1];
+      const double t0 = omp_get_wtime();
+      if (hi > lo) {
+        gemm_packed(hi - lo, n, k, A + size_t(lo) * size_t(lda), lda, P, C + size_t(lo) * size_t(ldc), ldc);
+        epilogue(lo, hi - lo, 0, n);
+      }
+      work[b] = hi - lo;
+      seconds[b] = omp_get_wtime() - t0;
+    }
+  }
+  if (ran == threads) balance.record(threads, work, seconds);
+}
+
+}  // namespace rectifier::kernels
