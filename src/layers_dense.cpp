@@ -125,19 +125,16 @@ class Dense final : public Layer<T> {
       {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         if (t == 0) ran = nt;
-        // Each unit's list (room for n): the examples where its dy is non-zero, in order; branch-free, as
-        // kernels::nonzero_list.
+        // Each unit's list (room for n): the examples where its dy is non-zero, in order.
         const int u0 = int(long(units) * t / nt), u1 = int(long(units) * (t + 1) / nt);
         for (int u = u0; u < u1; ++u) count[u] = 0;
         for (int s = 0; s < n; ++s) {
           const float* row = dy + size_t(s) * size_t(units);
-          for (int u = u0; u < u1; ++u) {
-            const float v = row[u];
-            const size_t at = size_t(u) * size_t(n) + size_t(count[u]);
+          kernels::for_each_nonzero(row, u0, u1, [&](int u) {
+            const size_t at = size_t(u) * size_t(n) + size_t(count[u]++);
             idx[at] = s;
-            val[at] = v;
-            count[u] += v != 0.0f;
-          }
+            val[at] = row[u];
+          });
         }
 #pragma omp barrier
         // dW and db split by the lists' lengths, in shares that follow each thread's measured speed (as pgemm's
