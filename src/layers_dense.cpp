@@ -144,7 +144,7 @@ class Dense final : public Layer<T> {
         // This thread's units: from the first whose preceding entries reach bounds[t] to the first that reach
         // bounds[t + 1] (the last thread: to the end).
         int bounds[kernels::SplitBalance::kMax + 1];
-        kernels::SplitBalance::get().split(int(std::min<long>(total, 1L << 30)), 1, nt, bounds);
+        kernels::SplitBalance::get().split(int(std::min<long>(total, 1L << 30)), 1, nt, bounds, true);  // exact anyway
         int a = units, b = units;
         long before = 0;
         for (int u = 0; u < units && b == units; before += count[u], ++u) {

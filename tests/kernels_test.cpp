@@ -143,9 +143,11 @@ TEST(Gemm, SplitFollowsMeasuredSpeed) {
   b.set_adaptive(false);
   b.split(784, 16, 2, bounds);
   EXPECT_EQ(bounds[1], 400);
-  for (int i = 0; i < 40; ++i) b.record(2, work, half_speed);  // ignored while off
+  for (int i = 0; i < 40; ++i) b.record(2, work, half_speed);  // measured, but not used while off...
   b.split(784, 16, 2, bounds);
   EXPECT_EQ(bounds[1], 400);
+  b.split(784, 16, 2, bounds, true);  // ...but by the products that no split changes
+  EXPECT_NEAR(bounds[1], 784 * 2 / 3, 16);
   b.set_adaptive(true);
   b.split(784, 16, 2, bounds);
   EXPECT_EQ(bounds[1], 400);

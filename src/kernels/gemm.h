@@ -36,7 +36,8 @@ inline void gemm(bool ta, bool tb, int m, int n, int k, double alpha, const doub
 // product's blocks are sized from it, so the threads finish together and the slow core does less. Where the blocks
 // end changes OpenBLAS's rounding: with more than one thread the last bits of a run depend on timing.
 // set_adaptive(false) (rectifier::set_deterministic(true)) splits evenly: bit-identical runs at a fixed thread
-// count.
+// count. Products whose every output is computed the same way whichever block it falls in (the packed forward, the
+// sparse backward) ask with any_split_exact and follow the measured speeds in either mode.
 class SplitBalance {
  public:
   static constexpr int kMax = 64;
@@ -47,11 +48,13 @@ class SplitBalance {
     static SplitBalance b;
     return b;
   }
-  // bounds[0..nt]: nt contiguous blocks of [0, len), each a multiple of align but the last
-  void split(int len, int align, int nt, int* bounds) const {  // nt <= kMax
+  // bounds[0..nt]: nt contiguous blocks of [0, len), each a multiple of align but the last. Even while not adaptive,
+  // unless any_split_exact (the caller's results do not depend on where the blocks end).
+  void split(int len, int align, int nt, int* bounds, bool any_split_exact = false) const {  // nt <= kMax
     const int units = (len + align - 1) / align;
+    const bool measured = any_split_exact || adaptive();
     double total = 0, share[kMax];
-    for (int t = 0; t < nt; ++t) total += share[t] = speed_[t].load(std::memory_order_relaxed);  // all 1 while off
+    for (int t = 0; t < nt; ++t) total += share[t] = measured ? speed_[t].load(std::memory_order_relaxed) : 1.0;
     bounds[0] = 0;
     double acc = 0;
     for (int t = 0; t < nt; ++t) {
@@ -61,7 +64,7 @@ class SplitBalance {
   }
   // After a product: work and seconds of each thread's block
   void record(int nt, const double* work, const double* seconds) {
-    if (!adaptive() || nt > kMax) return;
+    if (nt > kMax) return;  // measured in either mode: split(..., any_split_exact) uses it even when not adaptive
     double rate[kMax], sum = 0;
     int measured = 0;
     for (int t = 0; t < nt; ++t) {

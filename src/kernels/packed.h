@@ -43,7 +43,7 @@ void pgemm_nt_packed(int m, int n, int k, const float* A, int lda, const float* 
   int bounds[SplitBalance::kMax + 1];
   double work[SplitBalance::kMax], seconds[SplitBalance::kMax];
   SplitBalance& balance = SplitBalance::get();
-  balance.split(m, 6, threads, bounds);
+  balance.split(m, 6, threads, bounds, true);  // no split changes a bit
   int ran = threads;
 #pragma omp parallel num_threads(threads)
   {
