@@ -52,7 +52,7 @@ class Dense final : public Layer<T> {
       list_idx_.resize(size_t(out_f_) * size_t(batch));
       list_val_.resize(size_t(out_f_) * size_t(batch));
       list_count_.resize(size_t(std::max(out_f_, batch)));
-      if (out_f_ > kThin) packed_.resize(kernels::packed_size(out_f_, in_f_));
+      if (out_f_ > kernels::kThin) packed_.resize(kernels::packed_size(out_f_, in_f_));
     }
   }
   // dy: (n, out)  dx: (n, in)
@@ -175,7 +175,7 @@ class Dense final : public Layer<T> {
     }
   }
   // y = x W^T, then + b on each thread's block while it is in cache, then then(i0, i1) on its whole rows. In float,
-  // with more than kThin units and a batch of at least 8, W is packed once for all the threads
+  // with more than kernels::kThin units and a batch of at least 8, W is packed once for all the threads
   // (kernels::pgemm_nt_packed): in the reference MLP's first layer, each thread's OpenBLAS call spent a quarter of
   // its time packing the whole of W for itself.
   void forward_gemm(const T* x, T* y, int n, const std::function<void(int, int)>& then) {
@@ -217,8 +217,8 @@ class Dense final : public Layer<T> {
   Buffer<int32_t> list_idx_, list_count_;
   Buffer<float> list_val_;
   bool last_sparse_ = false;
-  // W's panels for the packed forward product (float, more than kThin units; sized by reserve)
-  static constexpr int kThin = 16;
+  // W's panels for the packed forward product (float, more than kernels::kThin units, which the thin products take
+  // otherwise; sized by reserve)
   Buffer<float> packed_;
 };
 

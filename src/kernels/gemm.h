@@ -90,6 +90,33 @@ class SplitBalance {
   std::atomic<bool> on_{true};
 };
 
+// One parallel region of nt threads over [0, len) in nt blocks sized by SplitBalance (each a multiple of align but
+// the last; any_split_exact as for SplitBalance::split): each thread first calls before(t, got) (its share of work
+// that all blocks need, with a barrier of its own if the blocks must wait for it), then block(lo, hi) for its block.
+// With fewer threads than asked, blocks go round-robin and are not timed; otherwise their times move the balance.
+template <class Before, class Block>
+void balanced_blocks(int len, int align, int nt, bool any_split_exact, Before&& before, Block&& block) {
+  int bounds[SplitBalance::kMax + 1];
+  double work[SplitBalance::kMax], seconds[SplitBalance::kMax];
+  SplitBalance& balance = SplitBalance::get();
+  balance.split(len, align, nt, bounds, any_split_exact);
+  int ran = nt;  // threads the region got
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), got = omp_get_num_threads();
+    if (t == 0) ran = got;
+    before(t, got);
+    for (int b = t; b < nt; b += got) {
+      const int lo = bounds[b], hi = bounds[b + 1];
+      const double t0 = omp_get_wtime();
+      if (hi > lo) block(lo, hi);
+      work[b] = hi - lo;
+      seconds[b] = omp_get_wtime() - t0;
+    }
+  }
+  if (ran == nt) balance.record(nt, work, seconds);
+}
+
 // C = alpha op(A) op(B) + beta C with the work split over the OpenMP threads by blocks of C's rows or columns (the
 // larger side, or rows when whole_rows), each block one single-threaded GEMM (OpenBLAS's OpenMP build runs
 // single-threaded inside a parallel region), sized by SplitBalance. For the batch-sized products of training this
@@ -106,34 +133,16 @@ void pgemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, 
     return;
   }
   const bool split_rows = whole_rows || m >= n;
-  const int len = split_rows ? m : n, align = split_rows ? 4 : 16;
-  const int nt = std::min(threads, SplitBalance::kMax);
-  int bounds[SplitBalance::kMax + 1];
-  double work[SplitBalance::kMax], seconds[SplitBalance::kMax];
-  SplitBalance& balance = SplitBalance::get();
-  balance.split(len, align, nt, bounds);
-  int ran = nt;  // threads the region got; with fewer than asked, blocks go round-robin and are not timed
-#pragma omp parallel num_threads(nt)
-  {
-    const int got = omp_get_num_threads();
-    if (omp_get_thread_num() == 0) ran = got;
-    for (int b = omp_get_thread_num(); b < nt; b += got) {
-      const int lo = bounds[b], hi = bounds[b + 1];
-      const double t0 = omp_get_wtime();
-      if (hi > lo) {
-        if (split_rows) {
-          gemm(ta, tb, hi - lo, n, k, alpha, ta ? A + lo : A + size_t(lo) * lda, lda, B, ldb, beta, C + size_t(lo) * ldc, ldc);
-          epilogue(lo, hi - lo, 0, n);
-        } else {
-          gemm(ta, tb, m, hi - lo, k, alpha, A, lda, tb ? B + size_t(lo) * ldb : B + lo, ldb, beta, C + lo, ldc);
-          epilogue(0, m, lo, hi - lo);
-        }
-      }
-      work[b] = hi - lo;
-      seconds[b] = omp_get_wtime() - t0;
+  balanced_blocks(split_rows ? m : n, split_rows ? 4 : 16, std::min(threads, SplitBalance::kMax), false,
+                  [](int, int) {}, [&](int lo, int hi) {
+    if (split_rows) {
+      gemm(ta, tb, hi - lo, n, k, alpha, ta ? A + lo : A + size_t(lo) * lda, lda, B, ldb, beta, C + size_t(lo) * ldc, ldc);
+      epilogue(lo, hi - lo, 0, n);
+    } else {
+      gemm(ta, tb, m, hi - lo, k, alpha, A, lda, tb ? B + size_t(lo) * ldb : B + lo, ldb, beta, C + lo, ldc);
+      epilogue(0, m, lo, hi - lo);
     }
-  }
-  if (ran == nt) balance.record(nt, work, seconds);
+  });
 }
 
 template <class T>

@@ -40,29 +40,13 @@ void pgemm_nt_packed(int m, int n, int k, const float* A, int lda, const float* 
     epilogue(0, m, 0, n);
     return;
   }
-  int bounds[SplitBalance::kMax + 1];
-  double work[SplitBalance::kMax], seconds[SplitBalance::kMax];
-  SplitBalance& balance = SplitBalance::get();
-  balance.split(m, 6, threads, bounds, true);  // no split changes a bit
-  int ran = threads;
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), got = omp_get_num_threads();
-    if (t == 0) ran = got;
+  balanced_blocks(m, 6, threads, true /* no split changes a bit */, [&](int t, int got) {
     pack_panels(W, n, k, int(long(panels) * t / got), int(long(panels) * (t + 1) / got), P);
 #pragma omp barrier
-    for (int b = t; b < threads; b += got) {  // with fewer threads than asked, blocks go round-robin
-      const int lo = bounds[b], hi = bounds[b + 1];
-      const double t0 = omp_get_wtime();
-      if (hi > lo) {
-        gemm_packed(hi - lo, n, k, A + size_t(lo) * size_t(lda), lda, P, C + size_t(lo) * size_t(ldc), ldc);
-        epilogue(lo, hi - lo, 0, n);
-      }
-      work[b] = hi - lo;
-      seconds[b] = omp_get_wtime() - t0;
-    }
-  }
-  if (ran == threads) balance.record(threads, work, seconds);
+  }, [&](int lo, int hi) {
+    gemm_packed(hi - lo, n, k, A + size_t(lo) * size_t(lda), lda, P, C + size_t(lo) * size_t(ldc), ldc);
+    epilogue(lo, hi - lo, 0, n);
+  });
 }
 
 }  // namespace rectifier::kernels
