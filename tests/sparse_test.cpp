@@ -35,6 +35,19 @@ Lists random_lists(int rows, int cap, int brows, uint64_t seed) {
   return l;
 }
 
+// The dense operand B and the result's starting values C, in float for the kernel and the same values in double
+// (Bd, R) for the reference; random, from seeds seed and seed + 1.
+struct Operands {
+  std::vector<float> B, C;
+  std::vector<double> Bd, R;
+};
+Operands random_operands(size_t bsize, size_t csize, uint64_t seed) {
+  const auto bd = test::random_vec(bsize, seed), cd = test::random_vec(csize, seed + 1);
+  Operands o{{bd.begin(), bd.end()}, {cd.begin(), cd.end()}, {}, cd};
+  o.Bd.assign(o.B.begin(), o.B.end());
+  return o;
+}
+
 }  // namespace
 
 TEST(SparseKernel, SpmmRowsMatchesPlainLoop) {
@@ -42,12 +55,9 @@ TEST(SparseKernel, SpmmRowsMatchesPlainLoop) {
   for (int ncols : {1, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40, 47, 64, 100, 130}) {
     const Lists l = random_lists(rows, cap, brows, uint64_t(ncols));
     const size_t ldb = size_t(ncols) + 3, ldc = size_t(ncols) + 5;
-    const auto bd = test::random_vec(size_t(brows) * ldb, 7), cd = test::random_vec(size_t(rows) * ldc, 8);
-    const std::vector<float> B(bd.begin(), bd.end());
+    const Operands start = random_operands(size_t(brows) * ldb, size_t(rows) * ldc, 7);
     for (bool acc : {false, true}) {
-      std::vector<float> C(cd.begin(), cd.end());
-      std::vector<double> R(cd.begin(), cd.end());
-      const std::vector<double> Bd(B.begin(), B.end());
+      auto [B, C, Bd, R] = start;
       kernels::spmm_rows(2, rows - 1, l.count.data(), cap, l.idx.data(), l.val.data(), B.data(), ldb, ncols, C.data(),
                          ldc, acc);
       kernels::spmm_rows_ref<double>(2, rows - 1, l.count.data(), cap, l.idx.data(), l.val.data(), Bd.data(), ldb, ncols,
@@ -56,7 +66,7 @@ TEST(SparseKernel, SpmmRowsMatchesPlainLoop) {
         for (size_t q = 0; q < ldc; ++q) {
           const size_t at = size_t(r) * ldc + q;
           if (r < 2 || r >= rows - 1 || q >= size_t(ncols))
-            ASSERT_EQ(C[at], float(cd[at])) << "wrote outside rows 2.." << rows - 1 << " or past column " << ncols;
+            ASSERT_EQ(C[at], start.C[at]) << "wrote outside rows 2.." << rows - 1 << " or past column " << ncols;
           else
             ASSERT_NEAR(C[at], R[at], 1e-5 * (1 + std::abs(R[at])) * std::sqrt(double(cap)))
                 << "ncols " << ncols << " acc " << acc << " at " << r << "," << q;
@@ -82,11 +92,7 @@ TEST(SparseKernel, SpmmScatterAddsEveryEntry) {
       std::vector<int32_t> at(static_cast<size_t>(rows));
       for (int r = 0; r < rows; ++r) at[size_t(r)] = (r * 7) % 23;  // overlapping rows, in no order
       const size_t csize = 23 + cseg * size_t(segs) + size_t(ncols);
-      const auto bd = test::random_vec(size_t(brows) * ldb, 51), cd = test::random_vec(csize, 52);
-      const std::vector<float> B(bd.begin(), bd.end());
-      const std::vector<double> Bd(B.begin(), B.end());
-      std::vector<float> C(cd.begin(), cd.end());
-      std::vector<double> R(cd.begin(), cd.end());
+      auto [B, C, Bd, R] = random_operands(size_t(brows) * ldb, csize, 51);
       kernels::spmm_scatter(1, rows, l.count.data(), cap, l.idx.data(), l.val.data(), B.data(), ldb, bseg, C.data(),
                             at.data(), cseg, segs, ncols);
       kernels::spmm_scatter_ref<double>(1, rows, l.count.data(), cap, l.idx.data(), l.val.data(), Bd.data(), ldb, bseg,
@@ -129,11 +135,7 @@ TEST(SparseKernel, SpmmRowsAtAddsOverlappingRows) {
     const int shift = std::max(1, ncols / 3);  // the next pair starts within this one's rows
     for (int r = 0; r < rows; ++r) at[size_t(r)] = (r % 2) * (ncols + 7) * 3 + (r / 2) * shift;
     const size_t csize = size_t(at[rows - 1] + ncols + (ncols + 7) * 3 + 8);
-    const auto bd = test::random_vec(size_t(brows) * ldb, 41), cd = test::random_vec(csize, 42);
-    const std::vector<float> B(bd.begin(), bd.end());
-    const std::vector<double> Bd(B.begin(), B.end());
-    std::vector<float> C(cd.begin(), cd.end());
-    std::vector<double> R(cd.begin(), cd.end());
+    auto [B, C, Bd, R] = random_operands(size_t(brows) * ldb, csize, 41);
     kernels::spmm_rows_at(1, rows, l.count.data(), cap, l.idx.data(), l.val.data(), B.data(), ldb, ncols, C.data(),
                           at.data(), true);
     kernels::spmm_rows_ref<double>(1, rows, l.count.data(), cap, l.idx.data(), l.val.data(), Bd.data(), ldb, ncols,
