@@ -23,17 +23,17 @@ run() {
   /usr/bin/time -f "peak_rss_kb %M" "$@" >"$out/$name.out" 2>"$out/$name.err" || { echo "$name failed" >&2; cat "$out/$name.err" >&2; return 1; }
   cat "$out/$name.out" "$out/$name.err" >>"$log"
 }
-common=(--data fashion-mnist --batch 128 --optimizer sgd --lr 0.05 --momentum 0.9 --schedule constant --seed 0 -q)
+common=(--data fashion-mnist --batch 128 --optimizer sgd --lr 0.05 --momentum 0.9 --schedule constant -q)
 rm -f "$out"/*.out "$out"/*.err "$out"/*.jsonl "$out"/*.json
 
-# Build the peers once.
+# Build the peers (again when their source is newer than the binary).
 for p in $PEERS; do
   case $p in
     dlib)
       # dlib gets -march=native, as the shared peer script builds it: every advantage to the peer.
-      [ -x "$out/dlib_ref" ] || g++ -O3 -march=native -std=c++17 "$here/peers/dlib_ref.cpp" -o "$out/dlib_ref" -ldlib -lopenblas -lpthread ;;
+      [ "$out/dlib_ref" -nt "$here/peers/dlib_ref.cpp" ] || g++ -O3 -march=native -std=c++17 "$here/peers/dlib_ref.cpp" -o "$out/dlib_ref" -ldlib -lopenblas -lpthread ;;
     libtorch)
-      if [ ! -x "$out/libtorch_ref" ]; then
+      if [ ! "$out/libtorch_ref" -nt "$here/peers/libtorch_ref.cpp" ]; then
         mkdir -p "$out/lt" && printf 'cmake_minimum_required(VERSION 3.25)\nproject(lt CXX)\nfind_package(Torch REQUIRED)\nadd_executable(libtorch_ref %s)\ntarget_link_libraries(libtorch_ref "${TORCH_LIBRARIES}")\nset_property(TARGET libtorch_ref PROPERTY CXX_STANDARD 17)\n' "$here/peers/libtorch_ref.cpp" >"$out/lt/CMakeLists.txt"
         cmake -S "$out/lt" -B "$out/lt/build" -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build "$out/lt/build" >/dev/null
         cp "$out/lt/build/libtorch_ref" "$out/libtorch_ref"
@@ -44,23 +44,26 @@ for p in $PEERS; do
 done
 
 # Rounds: every library once per round, one after the other, so a slow spell of the shared host falls on all of
-# them rather than on one. MLP_ROUNDS (2) for the MLP, CNN_ROUNDS (1) for the CNN; the summary pools the epochs.
+# them rather than on one. MLP_ROUNDS (2) for the MLP, CNN_ROUNDS (1) for the CNN; the summary pools the epochs, and
+# also takes each peer's ratio within each round. Round r seeds every library with r - 1 (initial weights and
+# shuffling), so that the accuracies compared are means over as many seeds as rounds, not one draw each.
 rounds() { if [ "$1" = mlp ]; then echo "${MLP_ROUNDS:-2}"; else echo "${CNN_ROUNDS:-1}"; fi; }
 for t in $TASKS; do
   E=$(epochs $t)
   for r in $(seq 1 "$(rounds $t)"); do
+    seed=$((r - 1))
     # rectifier with diagnostics (the default), on 1 thread, and without diagnostics; the order turns each round
     configs=("" "-1t" "-nodiag")
     for i in 0 1 2; do
       c=${configs[$(( (i + r - 1) % 3 ))]}
       case $c in -1t) extra=(--threads 1) ;; -nodiag) extra=(--threads 2 --no-diagnostics) ;; *) extra=(--threads 2) ;; esac
-      run rectifier-$t$c.r$r "$R" train --arch $t --epochs "$E" "${common[@]}" "${extra[@]}" --metrics "$out/rectifier-$t$c.r$r.jsonl"
+      run rectifier-$t$c.r$r "$R" train --arch $t --epochs "$E" "${common[@]}" --seed $seed "${extra[@]}" --metrics "$out/rectifier-$t$c.r$r.jsonl"
     done
     for p in $PEERS; do
       case $p in
-        dlib) run dlib-$t.r$r "$out/dlib_ref" $t "$E" "$out/data" ;;
-        libtorch) run libtorch-$t.r$r "$out/libtorch_ref" $t "$E" "$out/data" ;;
-        pytorch) run pytorch-$t.r$r /usr/bin/python3 "$here/peers/torch_ref.py" $t "$E" ;;
+        dlib) run dlib-$t.r$r "$out/dlib_ref" $t "$E" "$out/data" $seed ;;
+        libtorch) run libtorch-$t.r$r "$out/libtorch_ref" $t "$E" "$out/data" $seed ;;
+        pytorch) run pytorch-$t.r$r /usr/bin/python3 "$here/peers/torch_ref.py" $t "$E" $seed ;;
       esac
     done
   done
@@ -72,7 +75,7 @@ case " $TASKS " in
   *" mlp "*)
     for p in $(seq 1 "${SCALING_PAIRS:-6}"); do
       for t in $(if [ $((p % 2)) = 1 ]; then echo 1 2; else echo 2 1; fi); do
-        run rectifier-scaling-${t}t.p$p "$R" train --arch mlp --epochs 3 "${common[@]}" --threads $t --metrics "$out/rectifier-scaling-${t}t.p$p.jsonl"
+        run rectifier-scaling-${t}t.p$p "$R" train --arch mlp --epochs 3 "${common[@]}" --seed 0 --threads $t --metrics "$out/rectifier-scaling-${t}t.p$p.jsonl"
       done
     done ;;
 esac

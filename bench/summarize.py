@@ -19,7 +19,9 @@ def ours(name):
     rounds = [x for x in rounds if x]
     if not rounds: return None
     return {"sec": statistics.median(l["seconds"] for x in rounds for l in x),
-            "best": min(l["seconds"] for x in rounds for l in x), "acc": rounds[0][-1].get("test_accuracy"),
+            "best": min(l["seconds"] for x in rounds for l in x),
+            "accs": [x[-1]["test_accuracy"] for x in rounds if "test_accuracy" in x[-1]],
+            "round_sec": [statistics.median(l["seconds"] for l in x) for x in rounds],
             "rss": rss_mb(name), "epochs": len(rounds[0]), "rounds": len(rounds)}
 def peer(name):
     texts = [read(r + ".out") for r in runs(name)]
@@ -28,7 +30,8 @@ def peer(name):
     if not eps: return None
     b1 = [float(m.group(1)) for t in texts for m in [re.search(r"batch1_us ([\d.]+)", t)] if m]
     return {"sec": statistics.median(float(s) for e in eps for s, _ in e), "best": min(float(s) for e in eps for s, _ in e),
-            "acc": float(eps[0][-1][1]), "rss": rss_mb(name),
+            "accs": [float(e[-1][1]) for e in eps], "round_sec": [statistics.median(float(s) for s, _ in e) for e in eps],
+            "rss": rss_mb(name),
             "b1": statistics.median(b1) if b1 else None, "epochs": len(eps[0]), "rounds": len(eps)}
 def scaling_pairs(task):
     """The paired scaling runs (rectifier-scaling-1t.pN, -2t.pN): per pair, the medians of epochs 2.. on 1 and 2 threads."""
@@ -48,6 +51,11 @@ def gbs(name):
     return b["bytes_per_second"] / 1e9 if b else None
 def f(v, fmt="%.2f"):
     return "-" if v is None else fmt % v
+def acc(v):
+    """The mean test accuracy over the rounds (one seed each), with each round's when there are several."""
+    a = v["accs"]
+    if not a: return "-"
+    return f"{statistics.mean(a):.4f}" + (f" ({', '.join(f'{x:.4f}' for x in a)})" if len(a) > 1 else "")
 
 out = []
 for task in ("mlp", "cnn"):
@@ -55,15 +63,25 @@ for task in ("mlp", "cnn"):
     if not r: continue
     out.append(f"\n### {task.upper()} training, {r['epochs']} epochs, 2 threads, {r['rounds']} round(s)\n")
     out.append("s/epoch: the median over every epoch of every round, and the fastest epoch (the host only ever slows a "
-               "run down). Accuracy: after the last epoch of round 1. Ratios against rectifier with diagnostics (the default).\n")
-    out.append("| library | s/epoch (median) | fastest epoch | test accuracy | peak RSS MB | rectifier is faster by (median, fastest) |")
+               "run down). Test accuracy: after the last epoch, the mean over the rounds (round r seeds every library "
+               "with r - 1), each round's in brackets. Ratios against rectifier with diagnostics (the default): of the "
+               "pooled medians, of the fastest epochs, and the median of the ratios within each round (each peer's run "
+               "against rectifier's run of the same round, minutes apart).\n")
+    out.append("| library | s/epoch (median) | fastest epoch | test accuracy | peak RSS MB | rectifier is faster by (median, fastest, within rounds) |")
     out.append("|---|---|---|---|---|---|")
     rows = [("rectifier", r), ("rectifier --no-diagnostics", ours(f"rectifier-{task}-nodiag"))] + \
            [(p, peer(f"{p}-{task}")) for p in ("dlib", "libtorch", "pytorch")]
     for name, v in rows:
         if v is None: continue
-        ratio = "-" if name.startswith("rectifier") else f"{f(v['sec'] / r['sec'])}x, {f(v['best'] / r['best'])}x"
-        out.append(f"| {name} | {f(v['sec'])} | {f(v['best'])} | {f(v['acc'], '%.4f')} | {f(v['rss'], '%.0f')} | {ratio} |")
+        paired = [a / b for a, b in zip(v["round_sec"], r["round_sec"])]
+        ratio = "-" if name.startswith("rectifier") else (f"{f(v['sec'] / r['sec'])}x, {f(v['best'] / r['best'])}x, "
+                                                          f"{f(statistics.median(paired))}x ({', '.join(f(x) for x in paired)})")
+        out.append(f"| {name} | {f(v['sec'])} | {f(v['best'])} | {acc(v)} | {f(v['rss'], '%.0f')} | {ratio} |")
+    gaps = [(name, 100 * (statistics.mean(r["accs"]) - statistics.mean(v["accs"]))) for name, v in rows[2:]
+            if v and v["accs"] and r["accs"]]
+    if gaps:
+        out.append("\nAccuracy, rectifier's mean minus each peer's, in points: " +
+                   ", ".join(f"{name} {g:+.2f}" for name, g in gaps) + ".")
     nd = ours(f"rectifier-{task}-nodiag")
     if nd:
         out.append(f"\nDiagnostics cost: {f(r['sec'])} s/epoch with, {f(nd['sec'])} without: "

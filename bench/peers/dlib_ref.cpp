@@ -1,25 +1,28 @@
 // dlib's DNN module (Debian libdlib-dev) on the reference tasks, for bench/run.sh.
-// usage: dlib_ref mlp|cnn EPOCHS DATA_DIR(unzipped IDX files)
+// usage: dlib_ref mlp|cnn EPOCHS DATA_DIR(unzipped IDX files) [SEED=0]
+// SEED seeds the shuffling and, through std::srand, the initial weights (dlib's layers draw theirs from std::rand()).
 #include <dlib/data_io.h>
 #include <dlib/dnn.h>
 #include <sys/resource.h>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 using namespace dlib;
 using mlp_net = loss_multiclass_log<fc<10, relu<fc<128, relu<fc<256, input<matrix<float>>>>>>>>;
 using cnn_net = loss_multiclass_log<fc<10, relu<fc<128, max_pool<2, 2, 2, 2, relu<con<32, 5, 5, 1, 1,
                 max_pool<2, 2, 2, 2, relu<con<16, 5, 5, 1, 1, input<matrix<float>>>>>>>>>>>>;
 
 template <class Net>
-void run(const char* kind, int epochs, const std::vector<matrix<float>>& xtr, const std::vector<unsigned long>& ytr,
+void run(const char* kind, int epochs, unsigned seed, const std::vector<matrix<float>>& xtr, const std::vector<unsigned long>& ytr,
          const std::vector<matrix<float>>& xte, const std::vector<unsigned long>& yte) {
+  std::srand(seed);
   Net net;
   dnn_trainer<Net> trainer(net, sgd(0, 0.9));
   trainer.set_learning_rate(0.05);
   trainer.set_mini_batch_size(128);
   trainer.set_min_learning_rate(1e-9);
   trainer.set_iterations_without_progress_threshold(1000000);
-  dlib::rand rnd(0);
+  dlib::rand rnd(seed);
   std::vector<size_t> perm(xtr.size());
   for (size_t i = 0; i < perm.size(); ++i) perm[i] = i;
   std::vector<matrix<float>> xb;
@@ -57,6 +60,7 @@ int main(int argc, char** argv) {
   };
   auto xtr = conv(tri), xte = conv(tei);
   const std::string kind = argv[1];
-  if (kind == "mlp") run<mlp_net>("mlp", std::atoi(argv[2]), xtr, trl, xte, tel);
-  else run<cnn_net>("cnn", std::atoi(argv[2]), xtr, trl, xte, tel);
+  const unsigned seed = argc > 4 ? unsigned(std::atoi(argv[4])) : 0u;
+  if (kind == "mlp") run<mlp_net>("mlp", std::atoi(argv[2]), seed, xtr, trl, xte, tel);
+  else run<cnn_net>("cnn", std::atoi(argv[2]), seed, xtr, trl, xte, tel);
 }

@@ -1,5 +1,5 @@
 // libtorch (PyTorch's C++ frontend, Debian libtorch-dev) on the reference tasks, for bench/run.sh.
-// usage: libtorch_ref mlp|cnn EPOCHS DATA_DIR(unzipped IDX files)
+// usage: libtorch_ref mlp|cnn EPOCHS DATA_DIR(unzipped IDX files) [SEED=0]
 #include <torch/torch.h>
 #include <sys/resource.h>
 #include <chrono>
@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   const std::string kind = argv[1], dir = argv[3];
   const int epochs = std::atoi(argv[2]);
   torch::set_num_threads(2);
-  torch::manual_seed(0);
+  torch::manual_seed(argc > 4 ? std::atoi(argv[4]) : 0);
   auto load = [&](const char* img, const char* lab) {
     auto x = slurp(dir + "/" + img, 16), y = slurp(dir + "/" + lab, 8);
     auto X = torch::from_blob(x.data(), {long(y.size()), 1, 28, 28}, torch::kUInt8).clone();

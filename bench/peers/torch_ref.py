@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """PyTorch on the reference tasks, for bench/run.sh. Same task as rectifier's: Fashion-MNIST, SGD lr 0.05 momentum 0.9,
-batch 128, 2 threads, cross-entropy. usage: torch_ref.py mlp|cnn EPOCHS
+batch 128, 2 threads, cross-entropy. usage: torch_ref.py mlp|cnn EPOCHS [SEED=0]
 Prints: "pytorch-KIND epoch N SECONDS test_acc ACC", then "pytorch-KIND batch1_us US" and "peak_rss_mb MB"."""
 import gzip, resource, sys, time, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
-torch.set_num_threads(2); torch.manual_seed(0)
+torch.set_num_threads(2); torch.manual_seed(int(sys.argv[3]) if len(sys.argv) > 3 else 0)
 D = "/usr/share/datasets/fashion-mnist/"
 def idx(name, off):
     with gzip.open(D + name) as f: return np.frombuffer(f.read(), np.uint8, offset=off)
