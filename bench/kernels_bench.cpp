@@ -101,6 +101,10 @@ void BM_Dense(benchmark::State& s, bool backward) {
   m.reserve(n);
   Buffer<float> x(size_t(n) * 784), dy(size_t(n) * 256);
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 7) * 0.1f;
+  // A dense output gradient (every entry non-zero), so that backward runs the full products the GFLOP/s count; behind
+  // a ReLU most of it would be zero and the sparse path would run instead (BM_SpmmRows, and the step benchmarks).
+  Rng rng(5);
+  for (size_t i = 0; i < dy.size(); ++i) dy[i] = float(rng.normal()) + (i % 2 ? 0.5f : -0.5f);
   m.forward(x.data(), n, true);
   for (auto _ : s) {
     if (backward) m.backward(dy.data(), n);
