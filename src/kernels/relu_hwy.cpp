@@ -9,6 +9,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 
 HWY_BEFORE_NAMESPACE();
 namespace rectifier::kernels::HWY_NAMESPACE {
@@ -91,19 +93,45 @@ HWY_EXPORT(ReluBackwardMask);
 
 namespace {
 constexpr size_t kChunk = size_t(1) << 16;            // elements per parallel task (a multiple of every vector length)
-// Outputs above this bypass the cache. 8 MB: at 4M floats (16 MB out, 32 MB moved, the size of L3) streaming was
-// 25-30% faster in four interleaved pairs; the reference nets' largest ReLU output (6.4 MB) stays cached for the
-// next layer.
-constexpr size_t kStreamBytes = size_t(8) << 20;
+// Outputs larger than half the last-level cache bypass it: input and output together then no longer fit. The size
+// comes from Linux's sysfs (sysconf's figure is the whole package's on some AMD parts: 320 MB for this VM's 32 MB);
+// without it, 8 MB. On this project's VM (32 MB L3, so 16 MB) at 4M floats (16 MB out) cached stores ran at 77-127
+// GB/s and streaming ones at 50-52, while at 64M streaming ran at 43-47 and cached at 30-46 (docs/benchmarks.md,
+// run 28). The reference nets' largest ReLU output (6.4 MB) stays cached for the next layer either way.
+size_t last_level_cache_bytes() {  // the largest of cpu0's caches
+  size_t best = 0;
+  for (int i = 0; i < 8; ++i) {
+    const std::string path = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/size";
+    std::FILE* f = std::fopen(path.c_str(), "r");
+    if (!f) continue;
+    unsigned long long v = 0;
+    char unit = 0;
+    const int got = std::fscanf(f, "%llu%c", &v, &unit);
+    std::fclose(f);
+    if (got == 2 && (unit == 'K' || unit == 'k')) v <<= 10;
+    if (got == 2 && (unit == 'M' || unit == 'm')) v <<= 20;
+    if (got >= 1 && v > best) best = size_t(v);
+  }
+  return best;
+}
+size_t stream_bytes() {
+  static const size_t bytes = [] {
+    const size_t llc = last_level_cache_bytes();
+    return llc ? llc / 2 : size_t(8) << 20;
+  }();
+  return bytes;
+}
 
 template <class F>
 void chunks(size_t n, F&& f) { kernels::parallel_chunks(n, kChunk, f); }
 }  // namespace
 
+size_t relu_stream_bytes() { return stream_bytes(); }
+
 size_t relu_mask_bytes(size_t n) { return HWY_DYNAMIC_DISPATCH(kernels::MaskBytes)(n) + 64; }
 
 void relu_forward(const float* x, float* y, uint8_t* mask, size_t n) {
-  const bool stream = n * sizeof(float) > kStreamBytes;
+  const bool stream = n * sizeof(float) > stream_bytes();
   const size_t per_chunk = HWY_DYNAMIC_DISPATCH(kernels::MaskBytes)(kChunk);
   chunks(n, [&](size_t lo, size_t len) {
     HWY_DYNAMIC_DISPATCH(kernels::ReluForward)(x + lo, y + lo, mask ? mask + lo / kChunk * per_chunk : nullptr, len, stream);
@@ -111,12 +139,12 @@ void relu_forward(const float* x, float* y, uint8_t* mask, size_t n) {
 }
 
 void relu_backward(const float* x, const float* dy, float* dx, size_t n) {
-  const bool stream = n * sizeof(float) > kStreamBytes;
+  const bool stream = n * sizeof(float) > stream_bytes();
   chunks(n, [&](size_t lo, size_t len) { HWY_DYNAMIC_DISPATCH(kernels::ReluBackward)(x + lo, dy + lo, dx + lo, len, stream); });
 }
 
 void relu_backward_mask(const uint8_t* mask, const float* dy, float* dx, size_t n) {
-  const bool stream = n * sizeof(float) > kStreamBytes;
+  const bool stream = n * sizeof(float) > stream_bytes();
   const size_t per_chunk = HWY_DYNAMIC_DISPATCH(kernels::MaskBytes)(kChunk);
   chunks(n, [&](size_t lo, size_t len) {
     HWY_DYNAMIC_DISPATCH(kernels::ReluBackwardMask)(mask + lo / kChunk * per_chunk, dy + lo, dx + lo, len, stream);
