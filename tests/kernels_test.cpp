@@ -215,6 +215,39 @@ TEST(PackedGemm, MatchesReference) {
       }
 }
 
+// The product that skips A's zeros: the same values as gemm_packed (its sums without their zero terms) for rows of
+// every density (all zero, a few non-zero, about half, none zero), n over one to five panels and k not a multiple
+// of a vector or of a block; nothing written past column n. Rows given by pgemm_nt_packed over threads as well.
+TEST(PackedGemm, SparseInputMatchesDense) {
+  const int nr = kernels::packed_panel_width();
+  for (int n : {nr, 2 * nr, 5 * nr, 70})
+    for (int k : {1, 13, 300, 784}) {
+      const int m = 19, lda = k + 5, ldc = n + 3;
+      const auto ad = test::random_vec(size_t(m) * lda, 60 + k), wd = test::random_vec(size_t(n) * k, 61 + n);
+      std::vector<float> A(ad.begin(), ad.end());
+      const std::vector<float> W(wd.begin(), wd.end());
+      for (int i = 0; i < m; ++i)  // row i: all zero (i = 0), then denser and denser, none zero for the last
+        for (int j = 0; j < k; ++j) {
+          float& a = A[size_t(i) * lda + size_t(j)];
+          if (i == 0 || (i < m - 1 && (j * 7 + i * 3) % (m - 1) >= i)) a = 0.0f;
+        }
+      std::vector<float> P(kernels::packed_size(n, k)), C(size_t(m) * ldc, 7.0f), R(C);
+      kernels::pack_panels(W.data(), n, k, 0, (n + nr - 1) / nr, P.data());
+      kernels::gemm_packed_sparse_a(m, n, k, A.data(), lda, P.data(), C.data(), ldc);
+      kernels::gemm_packed(m, n, k, A.data(), lda, P.data(), R.data(), ldc);
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < ldc; ++j) {
+          const size_t at = size_t(i) * ldc + size_t(j);
+          if (j >= n) ASSERT_EQ(C[at], 7.0f) << "wrote past column " << n << ": " << n << "x" << k;
+          else ASSERT_EQ(C[at], R[at]) << n << "x" << k << " at " << i << "," << j;
+        }
+      std::vector<float> T(size_t(m) * n);
+      kernels::pgemm_nt_packed(m, n, k, A.data(), lda, W.data(), P.data(), T.data(), n, [](int, int, int, int) {}, true);
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) ASSERT_EQ(T[size_t(i) * n + size_t(j)], R[size_t(i) * ldc + size_t(j)]) << i << "," << j;
+    }
+}
+
 // Split over two threads unevenly (one told three times slower), and over one: the same bits, since each output is
 // summed in the same order whatever the split; the epilogue sees each row once, with all the columns.
 TEST(PackedGemm, SplitDoesNotChangeBits) {

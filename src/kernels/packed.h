@@ -24,6 +24,10 @@ void pack_panels(const float* W, int n, int k, int p0, int p1, float* P);
 // C (m, n) = A (m, k) W^T, W given by its panels P. Each output is summed over k in order: the result does not
 // depend on how the rows are split between calls.
 void gemm_packed(int m, int n, int k, const float* A, int lda, const float* P, float* C, int ldc);
+// The same, visiting only A's non-zero entries (behind a ReLU, or an image's background): each output is the same
+// sum over k in order without its zero terms (so the same bits, but for the sign of a zero sum, and an infinite or
+// NaN weight facing a zero, which does not reach C). For n not a multiple of the panel width: gemm_packed.
+void gemm_packed_sparse_a(int m, int n, int k, const float* A, int lda, const float* P, float* C, int ldc);
 
 // C (m, n) = A (m, k) W^T over the OpenMP threads, in one parallel region: each thread packs a share of W's panels
 // into P (packed_size(n, k) floats), then, after a barrier, computes a block of whole rows of C (sized by
@@ -31,12 +35,16 @@ void gemm_packed(int m, int n, int k, const float* A, int lda, const float* P, f
 // in the same order whatever the split: the result does not depend on the thread count.
 template <class Epilogue>
 void pgemm_nt_packed(int m, int n, int k, const float* A, int lda, const float* W, float* P, float* C, int ldc,
-                     Epilogue&& epilogue) {
+                     Epilogue&& epilogue, bool sparse_a = false) {
+  auto product = [&](int rows, const float* a, float* c) {
+    if (sparse_a) gemm_packed_sparse_a(rows, n, k, a, lda, P, c, ldc);
+    else gemm_packed(rows, n, k, a, lda, P, c, ldc);
+  };
   const int nr = packed_panel_width(), panels = (n + nr - 1) / nr;
   const int threads = omp_in_parallel() || double(m) * n * k < 1e6 ? 1 : std::min(omp_get_max_threads(), SplitBalance::kMax);
   if (threads == 1) {
     pack_panels(W, n, k, 0, panels, P);
-    gemm_packed(m, n, k, A, lda, P, C, ldc);
+    product(m, A, C);
     epilogue(0, m, 0, n);
     return;
   }
@@ -44,7 +52,7 @@ void pgemm_nt_packed(int m, int n, int k, const float* A, int lda, const float* 
     pack_panels(W, n, k, int(long(panels) * t / got), int(long(panels) * (t + 1) / got), P);
 #pragma omp barrier
   }, [&](int lo, int hi) {
-    gemm_packed(hi - lo, n, k, A + size_t(lo) * size_t(lda), lda, P, C + size_t(lo) * size_t(ldc), ldc);
+    product(hi - lo, A + size_t(lo) * size_t(lda), C + size_t(lo) * size_t(ldc));
     epilogue(lo, hi - lo, 0, n);
   });
 }

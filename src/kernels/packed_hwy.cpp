@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 HWY_BEFORE_NAMESPACE();
 namespace rectifier::kernels::HWY_NAMESPACE {
@@ -156,6 +157,74 @@ void GemmPacked(int m, int n, int k, const float* HWY_RESTRICT A, int lda, const
   }
 }
 
+// The same product skipping A's zeros (a layer's input behind a ReLU, or an image's background): for row i only the
+// k where A (i, k) != 0. Columns go by groups of G panels (2 G vectors of accumulators), k by blocks whose part of
+// the group's panels (16 KB) stays in L1 across the rows; in each block a row's non-zero k come from a bit mask of
+// compares (no list is built). Each output is summed over its non-zero k in order: the same as GemmPacked's sums
+// but for the zero terms, whatever the split. Needs n a multiple of the panel width.
+// On one core of this project's VM (AVX-512), 64 rows of Fashion-MNIST images (48% non-zero) by 256 units: 172-190
+// us against GemmPacked's 223; 64 rows at 30% non-zero by 128 (the MLP's second layer): 21-28 against 36. With P
+// not 64-byte aligned it was slower than GemmPacked (250-260 us): the panels come from aligned buffers.
+template <int G, class D>
+HWY_INLINE void SparseGroup(D d, int m, int k, const float* HWY_RESTRICT A, size_t lda, const float* HWY_RESTRICT Pg,
+                            float* HWY_RESTRICT C, size_t ldc) {
+  const size_t L = hn::Lanes(d), nr = 2 * L, pstride = size_t(k) * nr;
+  using V = hn::Vec<D>;
+  const int KB = int(4096 / (size_t(G) * nr));  // a group's panels hold G nr floats per k: 16 KB per block
+  const V zero = hn::Zero(d);
+  for (int k0 = 0; k0 < k; k0 += KB) {
+    const int k1 = std::min(k, k0 + KB);
+    for (int i = 0; i < m; ++i) {
+      const float* a = A + size_t(i) * lda;
+      float* c = C + size_t(i) * ldc;
+      V acc[2 * G];
+      for (int v = 0; v < 2 * G; ++v) acc[v] = k0 == 0 ? zero : hn::LoadU(d, c + size_t(v) * L);
+      // The block's non-zero k, by words of up to 64 bits: whole vectors compared at once, a tail of fewer than a
+      // vector's lanes one by one
+      for (int b0 = k0; b0 < k1; b0 += 64) {
+        uint64_t bits = 0;
+        const int b1 = std::min(k1, b0 + 64);
+        int kk = b0;
+        for (int sh = 0; kk + int(L) <= b1; kk += int(L), sh += int(L)) {
+          uint8_t mb[8] = {};
+          hn::StoreMaskBits(d, hn::Ne(hn::LoadU(d, a + kk), zero), mb);
+          uint64_t w = 0;
+          for (size_t j = 0; j < (L + 7) / 8; ++j) w |= uint64_t(mb[j]) << (8 * j);
+          bits |= w << sh;
+        }
+        for (; kk < b1; ++kk) bits |= uint64_t(a[kk] != 0.0f) << (kk - b0);
+        while (bits) {
+          const int j = b0 + __builtin_ctzll(bits);
+          bits &= bits - 1;
+          const V x = hn::Set(d, a[j]);
+          const float* b = Pg + size_t(j) * nr;
+          for (int g = 0; g < G; ++g) {
+            acc[2 * g] = hn::MulAdd(x, hn::LoadU(d, b + size_t(g) * pstride), acc[2 * g]);
+            acc[2 * g + 1] = hn::MulAdd(x, hn::LoadU(d, b + size_t(g) * pstride + L), acc[2 * g + 1]);
+          }
+        }
+      }
+      for (int v = 0; v < 2 * G; ++v) hn::StoreU(acc[v], d, c + size_t(v) * L);
+    }
+  }
+}
+
+void GemmPackedSparseA(int m, int n, int k, const float* HWY_RESTRICT A, int lda, const float* HWY_RESTRICT P,
+                       float* HWY_RESTRICT C, int ldc) {
+  const hn::ScalableTag<float> d;
+  const int nr = int(PanelWidth()), panels = n / nr;
+  for (int p = 0; p < panels; p += 4) {
+    const float* Pg = P + size_t(p) * size_t(k) * size_t(nr);
+    float* c = C + size_t(p) * size_t(nr);
+    switch (std::min(4, panels - p)) {
+      case 4: SparseGroup<4>(d, m, k, A, size_t(lda), Pg, c, size_t(ldc)); break;
+      case 3: SparseGroup<3>(d, m, k, A, size_t(lda), Pg, c, size_t(ldc)); break;
+      case 2: SparseGroup<2>(d, m, k, A, size_t(lda), Pg, c, size_t(ldc)); break;
+      default: SparseGroup<1>(d, m, k, A, size_t(lda), Pg, c, size_t(ldc)); break;
+    }
+  }
+}
+
 }  // namespace rectifier::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -166,6 +235,7 @@ namespace rectifier::kernels {
 HWY_EXPORT(PanelWidth);
 HWY_EXPORT(PackPanels);
 HWY_EXPORT(GemmPacked);
+HWY_EXPORT(GemmPackedSparseA);
 
 int packed_panel_width() { return int(HWY_DYNAMIC_DISPATCH(PanelWidth)()); }
 
@@ -175,6 +245,11 @@ void pack_panels(const float* W, int n, int k, int p0, int p1, float* P) {
 
 void gemm_packed(int m, int n, int k, const float* A, int lda, const float* P, float* C, int ldc) {
   HWY_DYNAMIC_DISPATCH(GemmPacked)(m, n, k, A, lda, P, C, ldc);
+}
+
+void gemm_packed_sparse_a(int m, int n, int k, const float* A, int lda, const float* P, float* C, int ldc) {
+  if (n % packed_panel_width() != 0) return gemm_packed(m, n, k, A, lda, P, C, ldc);
+  HWY_DYNAMIC_DISPATCH(GemmPackedSparseA)(m, n, k, A, lda, P, C, ldc);
 }
 }  // namespace rectifier::kernels
 #endif  // HWY_ONCE
