@@ -286,13 +286,31 @@ TEST(ConvKernel, LayerMatchesDirectConvolution) {
     const auto& out = m.output_shape();
     kernels::ConvGeometry g{c.in[0], c.in[1], c.in[2], spec.units, spec.kernel, spec.stride, spec.pad, out[1], out[2]};
     auto xd = test::random_vec(size_t(c.n) * numel(c.in), 2);
-    std::vector<float> x(xd.begin(), xd.end()), ref(size_t(c.n) * numel(out));
     for (size_t i = 0; i < 4 && i < size_t(spec.units); ++i) m.params()[m.num_params() - 1 - i] = 0.1f * float(i);  // bias
-    const float* y = m.forward(x.data(), c.n, true);
-    const float* W = m.params();
-    const float* b = W + size_t(spec.units) * c.in[0] * spec.kernel * spec.kernel;
-    kernels::conv2d_ref(g, x.data(), W, b, ref.data(), c.n);
-    for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(y[i], ref[i], 1e-4) << c.text << " at " << i;
+    for (int sparse = 0; sparse < 2; ++sparse) {
+      // sparse: the inputs zero by bands of 3 rows alternating with the channel, and in the other bands but for
+      // one value in 23 (the direct path skips the rows of taps that read only zeros: a lone value must still reach
+      // every window that holds it), the first image all zero, -0 in some zero places, and a NaN, which must reach
+      // the outputs whose windows hold it
+      std::vector<float> x(xd.begin(), xd.end()), ref(size_t(c.n) * numel(out));
+      const size_t plane = size_t(c.in[1]) * size_t(c.in[2]);
+      if (sparse) {
+        for (size_t i = 0; i < x.size(); ++i) {
+          const size_t img = i / (plane * size_t(c.in[0])), ch = i / plane % size_t(c.in[0]), row = i % plane / size_t(c.in[2]);
+          if (img == 0 || (row / 3 + ch) % 2 == 0 || (img % 2 == 1 && (i * 2654435761u) % 23 != 0))
+            x[i] = i % 7 == 0 ? -0.0f : 0.0f;
+        }
+        x[x.size() - plane / 2] = std::nanf("");
+      }
+      const float* y = m.forward(x.data(), c.n, true);
+      const float* W = m.params();
+      const float* b = W + size_t(spec.units) * c.in[0] * spec.kernel * spec.kernel;
+      kernels::conv2d_ref(g, x.data(), W, b, ref.data(), c.n);
+      for (size_t i = 0; i < ref.size(); ++i) {
+        if (std::isnan(ref[i])) ASSERT_TRUE(std::isnan(y[i])) << c.text << " at " << i << ": the NaN was skipped";
+        else ASSERT_NEAR(y[i], ref[i], 1e-4) << c.text << (sparse ? " (sparse)" : "") << " at " << i;
+      }
+    }
   }
 }
 
