@@ -66,6 +66,11 @@ for t in $TASKS; do
         pytorch) run pytorch-$t.r$r /usr/bin/python3 "$here/peers/torch_ref.py" $t "$E" $seed ;;
       esac
     done
+    # rectifier's batch-1 latency in each MLP round, right after the peers took theirs (they time it after training)
+    if [ "$t" = mlp ]; then
+      run rectifier-batch1.r$r "$B/bench/kernels_bench" --benchmark_filter='^BM_MlpBatch1/' --benchmark_min_time=0.5 \
+        --benchmark_out="$out/rectifier-batch1.r$r.json" --benchmark_out_format=json
+    fi
   done
 done
 # Thread scaling, paired: short MLP runs (3 epochs) on 1 thread and on 2, alternating (which one goes first turns
