@@ -5,12 +5,14 @@
 #include <map>
 #include "common.h"
 #include "rectifier/error.h"
+#include "rectifier/trainer.h"
 
 int main(int argc, char** argv) {
   using namespace rectifier;
   CLI::App app{"rectifier: train and study ReLU networks (MLPs and CNNs) on the CPU"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "rectifier 0.1.0");
+  app.set_version_flag("--version", [] { return "rectifier 0.1.0\n" + runtime_info(); },
+                       "Display the version, the SIMD target and matrix-product library in use, and exit");
   std::map<CLI::App*, cli::Runner> runners;
   auto add = [&](const char* name, const char* help, cli::Runner (*f)(CLI::App&)) {
     CLI::App* sub = app.add_subcommand(name, help);

@@ -1,6 +1,7 @@
 #include "rectifier/trainer.h"
 
 #include <cblas.h>
+#include <hwy/targets.h>
 #include <omp.h>
 #include <unistd.h>
 
@@ -35,6 +36,18 @@ void set_threads(int threads) {
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
+}
+
+std::string runtime_info() {
+  const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();  // best first
+  std::string simd = targets.empty() ? "none" : hwy::TargetName(targets.front());
+  std::string others;
+  for (size_t i = 1; i < targets.size(); ++i) others += std::string(others.empty() ? "" : ", ") + hwy::TargetName(targets[i]);
+  std::string s = "SIMD kernels: " + simd + " (Highway, chosen at run time";
+  s += others.empty() ? ")\n" : "; also supported here: " + others + ")\n";
+  s += "matrix products: " + std::string(openblas_get_config()) + "\n";  // its build, then the core it picked
+  s += "threads: " + std::to_string(omp_get_max_threads()) + " (OpenMP)";
+  return s;
 }
 
 void set_deterministic(bool on) { kernels::SplitBalance::get().set_adaptive(!on); }

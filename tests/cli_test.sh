@@ -17,6 +17,12 @@ expect() {
   ok
 }
 
+# --- --version: the version, then the SIMD target and the matrix-product library in use
+expect 0 "" -- "$R" --version
+grep -q '^rectifier [0-9]' "$T/out" && grep -q '^SIMD kernels: [A-Z0-9_]' "$T/out" && grep -q '^matrix products: OpenBLAS' "$T/out" \
+  && ok || bad "--version: $(cat "$T/out")"
+OMP_NUM_THREADS=1 "$R" --version | grep -q '^threads: 1 ' && ok || bad "--version does not show OMP_NUM_THREADS=1"
+
 # --- train, eval, predict, info, diagnose, report on synthetic data
 expect 0 "" -- "$R" train --data spirals --epochs 20 --lr 0.1 --out "$T/m.safetensors" --metrics "$T/m.jsonl" --report "$T/r.html" -q
 [ "$(wc -l <"$T/m.jsonl")" = 20 ] && ok || bad "metrics has $(wc -l <"$T/m.jsonl") lines, want 20"

@@ -60,6 +60,9 @@ void set_threads(int threads);
 // are then bit-identical at any fixed thread count. One thread is always bit-identical.
 void set_deterministic(bool on);
 bool deterministic();
+// What this process runs on, for bug reports and benchmarks: the SIMD target Highway dispatches the kernels to
+// (and the others this CPU supports), OpenBLAS's build and core, and the thread count. Several lines.
+std::string runtime_info();
 
 class Monitor;
 
