@@ -25,6 +25,7 @@ run() {
 }
 common=(--data fashion-mnist --batch 128 --optimizer sgd --lr 0.05 --momentum 0.9 --schedule constant -q)
 rm -f "$out"/*.out "$out"/*.err "$out"/*.jsonl "$out"/*.json
+"$R" --version >"$out/version.txt"  # the SIMD target, the OpenBLAS build and the threads this run used
 
 # Build the peers (again when their source is newer than the binary).
 for p in $PEERS; do

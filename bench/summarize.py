@@ -58,6 +58,9 @@ def acc(v):
     return f"{statistics.mean(a):.4f}" + (f" ({', '.join(f'{x:.4f}' for x in a)})" if len(a) > 1 else "")
 
 out = []
+version = read("version.txt").strip().splitlines()
+if version:
+    out.append(f"\n{version[0]}, on this machine: " + "; ".join(version[1:]) + ".")
 for task in ("mlp", "cnn"):
     r = ours(f"rectifier-{task}")
     if not r: continue
