@@ -161,12 +161,8 @@ class Conv2D final : public Layer<T> {
         const int i0 = int(long(n) * ch / chunks), i1 = int(long(n) * (ch + 1) / chunks);
         if constexpr (std::is_same_v<T, float>) {
           if (sparse_applies()) {
-            size_t nnz = 0;
-            const float* d0 = dy + size_t(i0) * out_sz;
             const size_t m = size_t(i1 - i0) * out_sz;
-#pragma omp simd reduction(+ : nnz)
-            for (size_t j = 0; j < m; ++j) nnz += d0[j] != 0.0f;
-            if (double(nnz) <= kSparseDensity * double(m)) {
+            if (double(kernels::count_nonzero(dy + size_t(i0) * out_sz, m)) <= kSparseDensity * double(m)) {
               sparse_backward(x, dy, dx, i0, i1, dw, t);
 #pragma omp atomic
               ++sparse_chunks;

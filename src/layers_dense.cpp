@@ -108,10 +108,7 @@ class Dense final : public Layer<T> {
       const int units = out_f_, in = in_f_;
       const size_t m = size_t(n) * size_t(units);
       if (list_idx_.size() < m || list_count_.size() < size_t(std::max(n, units)) || m < 4096) return false;
-      size_t nnz = 0;
-#pragma omp simd reduction(+ : nnz)
-      for (size_t i = 0; i < m; ++i) nnz += dy[i] != 0.0f;
-      if (double(nnz) > kSparseDensity * double(m)) return false;
+      if (double(kernels::count_nonzero(dy, m)) > kSparseDensity * double(m)) return false;
       float* dW = this->params_[0].grad;
       float* db = this->params_[1].grad;
       const float* W = this->params_[0].value;
@@ -204,10 +201,7 @@ class Dense final : public Layer<T> {
   static constexpr int kSampleRows = 8;
   bool sparse_input(const float* x, int n) const {
     const size_t m = size_t(std::min(n, kSampleRows)) * size_t(in_f_);
-    size_t nnz = 0;
-#pragma omp simd reduction(+ : nnz)
-    for (size_t j = 0; j < m; ++j) nnz += x[j] != 0.0f;
-    return double(nnz) <= kSparseInput * double(m);
+    return double(kernels::count_nonzero(x, m)) <= kSparseInput * double(m);
   }
   // dx = dy W, zeroed where relu_out (if not null) is not positive, on each thread's block while it is in cache
   void input_grad(const T* dy, T* dx, int n, const T* relu_out) {

@@ -48,6 +48,14 @@ void spmm_scatter_ref(int r0, int r1, const int32_t* count, int cap, const int32
     }
 }
 
+// How many of x[0..n) are non-zero: the sparse paths' test of a matrix's density.
+inline size_t count_nonzero(const float* __restrict x, size_t n) {
+  size_t nnz = 0;
+#pragma omp simd reduction(+ : nnz)
+  for (size_t j = 0; j < n; ++j) nnz += x[j] != 0.0f;
+  return nnz;
+}
+
 // The non-zero entries of row[0..len), in order: their positions into idx and values into val; returns how many.
 // Branch-free (every entry is written, the count moves on for a non-zero): at 25% non-zero a branch would miss
 // about every third entry. Highway's CompressStore was 2.6 times slower than a plain branching loop on this
