@@ -103,10 +103,9 @@ def us(b): return b["real_time"] * {"ns": 1e-3, "us": 1, "ms": 1e3}[b["time_unit
 # rectifier's batch-1 latency: in each MLP round (rectifier-batch1.rN.json, after the peers of that round), else the
 # kernel benchmarks' at the end of the run
 b1_rounds = []
-for r in range(1, 1000):
-    t = read(f"rectifier-batch1.r{r}.json")
-    if not t: break
-    b = [x for x in json.loads(t)["benchmarks"] if x["name"] == "BM_MlpBatch1/real_time"]
+for r in runs("rectifier-batch1"):
+    t = read(r + ".json")
+    b = [x for x in json.loads(t)["benchmarks"] if x["name"] == "BM_MlpBatch1/real_time"] if t else []
     if b: b1_rounds.append(us(b[0]))
 b1 = kern.get("BM_MlpBatch1/real_time")
 if b1_rounds or b1:
