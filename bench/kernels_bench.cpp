@@ -4,9 +4,16 @@
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
 #include <map>
 #include "rectifier/activation.h"
+#include "rectifier/data.h"
+#include "rectifier/io.h"
+#include "rectifier/predictor.h"
 #include "kernels/sparse.h"
 #include "rectifier/trainer.h"
 #include "train_step.h"
@@ -170,14 +177,49 @@ BENCHMARK_CAPTURE(BM_Conv, conv1_backward, "conv(16,5,pad=2)", 1, 28, true)->Use
 BENCHMARK_CAPTURE(BM_Conv, conv2_forward, "conv(32,5,pad=2)", 16, 14, false)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Conv, conv2_backward, "conv(32,5,pad=2)", 16, 14, true)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-// The reference MLP on one example: the inference latency.
+// The reference MLP on one example, as a service runs it: the inference latency. The example is the one the peers
+// time (bench/peers): the first image of Fashion-MNIST's test set, scaled by 1/255. The model is the one the file
+// RECTIFIER_BENCH_MODEL names (bench/run.sh: the model rectifier trained in the same round, as the peers time theirs
+// after training), else a freshly initialized one. BM_MlpBatch1 runs it through a Predictor (weights packed once,
+// the zero inputs skipped: rectifier's inference API), BM_MlpBatch1Model through the model's own forward, which
+// training runs.
+struct Batch1 {
+  std::string what;
+  std::vector<float> x;
+  Model<float> model() const {
+    if (const char* path = std::getenv("RECTIFIER_BENCH_MODEL")) return load_model(path).model;
+    return make("784-256-128-10", {1, 28, 28});
+  }
+};
+const Batch1& batch1() {
+  static const Batch1 b = [] {
+    Batch1 r;
+    r.x.resize(784);
+    r.what = std::getenv("RECTIFIER_BENCH_MODEL") ? "trained model" : "initialized model";
+    try {
+      load_data("fashion-mnist").test.gather_range(0, 1, r.x.data());
+      r.what += ", Fashion-MNIST test image 0";
+    } catch (const std::exception&) {  // no data set: an image-like input, 40% of it non-zero
+      for (size_t i = 0; i < r.x.size(); ++i) r.x[i] = (i % 28) > 6 && (i % 28) < 18 ? 0.5f : 0.0f;
+      r.what += ", synthetic image";
+    }
+    return r;
+  }();
+  return b;
+}
 void BM_MlpBatch1(benchmark::State& s) {
-  Model<float> m = make("784-256-128-10", {1, 28, 28});
-  m.reserve(1);
-  std::vector<float> x(784, 0.3f);
-  for (auto _ : s) benchmark::DoNotOptimize(m.forward(x.data(), 1, false));
+  Predictor<float> p(batch1().model());
+  for (auto _ : s) benchmark::DoNotOptimize(p.predict(batch1().x.data(), 1));
+  s.SetLabel(batch1().what);
 }
 BENCHMARK(BM_MlpBatch1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+void BM_MlpBatch1Model(benchmark::State& s) {
+  Model<float> m = batch1().model();
+  m.reserve(1);
+  for (auto _ : s) benchmark::DoNotOptimize(m.forward(batch1().x.data(), 1, false));
+  s.SetLabel(batch1().what);
+}
+BENCHMARK(BM_MlpBatch1Model)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // One training step of the reference MLP or CNN at batch 128, as the trainer runs it (bench/train_step.h), with and
 // without the monitor: the cost of diagnostics.

@@ -24,7 +24,7 @@ run() {
   cat "$out/$name.out" "$out/$name.err" >>"$log"
 }
 common=(--data fashion-mnist --batch 128 --optimizer sgd --lr 0.05 --momentum 0.9 --schedule constant -q)
-rm -f "$out"/*.out "$out"/*.err "$out"/*.jsonl "$out"/*.json
+rm -f "$out"/*.out "$out"/*.err "$out"/*.jsonl "$out"/*.json "$out"/*.safetensors
 "$R" --version >"$out/version.txt"  # the SIMD target, the OpenBLAS build and the threads this run used
 
 # Build the peers (again when their source is newer than the binary).
@@ -57,7 +57,7 @@ for t in $TASKS; do
     configs=("" "-1t" "-nodiag")
     for i in 0 1 2; do
       c=${configs[$(( (i + r - 1) % 3 ))]}
-      case $c in -1t) extra=(--threads 1) ;; -nodiag) extra=(--threads 2 --no-diagnostics) ;; *) extra=(--threads 2) ;; esac
+      case $c in -1t) extra=(--threads 1) ;; -nodiag) extra=(--threads 2 --no-diagnostics) ;; *) extra=(--threads 2 --out "$out/rectifier-$t.r$r.safetensors") ;; esac
       run rectifier-$t$c.r$r "$R" train --arch $t --epochs "$E" "${common[@]}" --seed $seed "${extra[@]}" --metrics "$out/rectifier-$t$c.r$r.jsonl"
     done
     for p in $PEERS; do
@@ -67,9 +67,11 @@ for t in $TASKS; do
         pytorch) run pytorch-$t.r$r /usr/bin/python3 "$here/peers/torch_ref.py" $t "$E" $seed ;;
       esac
     done
-    # rectifier's batch-1 latency in each MLP round, right after the peers took theirs (they time it after training)
+    # rectifier's batch-1 latency in each MLP round, right after the peers took theirs (they time it after training,
+    # on the first test image): the model rectifier trained in this round, on the same image
     if [ "$t" = mlp ]; then
-      run rectifier-batch1.r$r "$B/bench/kernels_bench" --benchmark_filter='^BM_MlpBatch1/' --benchmark_min_time=0.5 \
+      run rectifier-batch1.r$r env RECTIFIER_BENCH_MODEL="$out/rectifier-mlp.r$r.safetensors" "$B/bench/kernels_bench" \
+        --benchmark_filter='^BM_MlpBatch1' --benchmark_min_time=0.5 \
         --benchmark_out="$out/rectifier-batch1.r$r.json" --benchmark_out_format=json
     fi
   done

@@ -102,11 +102,12 @@ for task in ("mlp", "cnn"):
 def us(b): return b["real_time"] * {"ns": 1e-3, "us": 1, "ms": 1e3}[b["time_unit"]]
 # rectifier's batch-1 latency: in each MLP round (rectifier-batch1.rN.json, after the peers of that round), else the
 # kernel benchmarks' at the end of the run
-b1_rounds = []
+b1_rounds, b1_model, b1_label = [], [], ""
 for r in runs("rectifier-batch1"):
     t = read(r + ".json")
-    b = [x for x in json.loads(t)["benchmarks"] if x["name"] == "BM_MlpBatch1/real_time"] if t else []
-    if b: b1_rounds.append(us(b[0]))
+    for x in json.loads(t)["benchmarks"] if t else []:
+        if x["name"] == "BM_MlpBatch1/real_time": b1_rounds.append(us(x)); b1_label = x.get("label", "")
+        if x["name"] == "BM_MlpBatch1Model/real_time": b1_model.append(us(x))
 b1 = kern.get("BM_MlpBatch1/real_time")
 if b1_rounds or b1:
     out.append("\n### MLP batch-1 inference latency\n")
@@ -123,6 +124,10 @@ if b1_rounds or b1:
         if b1_rounds and len(v["b1s"]) == len(b1_rounds):
             cell += f" (within rounds {statistics.median(a / b for a, b in zip(v['b1s'], b1_rounds)):.2f}x)"
         out.append(f"| {p} | {v['b1']:.1f}" + (f" ({', '.join(f'{x:.1f}' for x in v['b1s'])})" if b1_rounds else "") + f" | {cell} |")
+    if b1_model:
+        out.append(f"\nrectifier: a Predictor (weights packed once, zero inputs skipped; {b1_label or 'see kernels_bench.cpp'}). "
+                   f"The same model through Model::forward, as training runs it: {statistics.median(b1_model):.1f} us "
+                   f"({', '.join(f'{x:.1f}' for x in b1_model)}).")
 for task in ("mlp", "cnn"):
     step = [kern.get(f"BM_TrainStep/{task}_{k}/real_time") for k in ("plain", "diagnostics")]
     if all(step):

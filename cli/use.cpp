@@ -80,8 +80,9 @@ Runner add_predict(CLI::App& app) {
   app.add_option("--threads", *threads, "threads (0 = all cores)");
   return [=]() -> int {
     ModelOnData md = load_model_on_data(*model_path, *data, *split, *threads);
-    std::vector<float> y = predict(md.m.model, *md.split);
     const size_t k = numel(md.m.model.output_shape());
+    Predictor<float> predictor(std::move(md.m.model), 512);
+    std::vector<float> y = predict(predictor, *md.split);
     save_npy(*out, y.data(), md.split->size(), k);
     std::printf("wrote %s: %zu x %zu outputs\n", out->c_str(), md.split->size(), k);
     return 0;

@@ -1,6 +1,7 @@
 // Train a ReLU MLP on Fashion-MNIST with the rectifier library, save it, and load it back.
 // Build: part of the project (target example_mlp). Run: build/example_mlp [DATA]   (default fashion-mnist)
 #include <cstdio>
+#include <vector>
 #include "rectifier/error.h"
 #include "rectifier/io.h"
 #include "rectifier/monitor.h"
@@ -25,6 +26,12 @@ int main(int argc, char** argv) {
     save_model("mlp.safetensors", model, model_info(model, data.train));
     LoadedModel back = load_model("mlp.safetensors");
     std::printf("reloaded: test accuracy %.4f\n", evaluate(back.model, data.test, LossKind::cross_entropy).accuracy);
+
+    // Inference one example at a time: the predictor owns the model and packs its weights once
+    Predictor<float> predictor(std::move(back.model));
+    std::vector<float> image(784);
+    data.test.gather_range(0, 1, image.data());  // test image 0, scaled as in training
+    std::printf("test image 0: class %d (label %d)\n", predictor.predict_class(image.data()), data.test.labels[0]);
   } catch (const Error& e) {
     std::fprintf(stderr, "example: %s\n", e.what());
     return e.exit_code;

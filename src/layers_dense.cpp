@@ -34,11 +34,30 @@ class Dense final : public Layer<T> {
     if (n == 1) {  // one example: a matrix-vector product
       const T* W = this->params_[0].value;
       const T* b = this->params_[1].value;
-      kernels::pgemv(out_f_, in_f_, W, x, y);
+      if constexpr (std::is_same_v<T, float>) {
+        // frozen: from the panels packed once, visiting only the input's non-zero entries when it is sparse enough
+        if (frozen_) kernels::packed_gemv(out_f_, in_f_, x, packed_.data(), y, sparse_input(x, 1));
+        else kernels::pgemv(out_f_, in_f_, W, x, y);
+      } else {
+        kernels::pgemv(out_f_, in_f_, W, x, y);
+      }
       for (int j = 0; j < out_f_; ++j) y[j] += b[j];
       return;
     }
     forward_gemm(x, y, n, {});
+  }
+  // Frozen (float, more than kernels::kThin units): W packed once, here, and the forward products read the panels
+  // as they are. One example's product then reads only the panels' rows of its non-zero inputs (half of W or less
+  // for an image, or behind a ReLU), where the matrix-vector product of W reads all of it.
+  void freeze(bool on) override {
+    frozen_ = false;
+    if constexpr (std::is_same_v<T, float>) {
+      if (!on || out_f_ <= kernels::kThin) return;
+      packed_.resize(kernels::packed_size(out_f_, in_f_));
+      const int nr = kernels::packed_panel_width();
+      kernels::pack_panels(this->params_[0].value, out_f_, in_f_, 0, (out_f_ + nr - 1) / nr, packed_.data());
+      frozen_ = true;
+    }
   }
   // The ReLU (or any per-example layer) after a dense layer runs on each thread's rows of y as soon as the product
   // and the bias are done with them, in cache and in parallel, instead of in a pass of its own.
@@ -186,8 +205,9 @@ class Dense final : public Layer<T> {
       if (then) then(r0, r0 + rows);
     };
     if constexpr (std::is_same_v<T, float>) {
-      if (n >= 8 && packed_.size() > 0) {
-        kernels::pgemm_nt_packed(n, out_f_, in_f_, x, in_f_, W, packed_.data(), y, out_f_, epilogue, sparse_input(x, n));
+      if ((n >= 8 || frozen_) && packed_.size() > 0) {
+        kernels::pgemm_nt_packed(n, out_f_, in_f_, x, in_f_, frozen_ ? nullptr : W, packed_.data(), y, out_f_, epilogue,
+                                 sparse_input(x, n));
         return;
       }
     }
@@ -225,8 +245,9 @@ class Dense final : public Layer<T> {
   Buffer<float> list_val_;
   bool last_sparse_ = false;
   // W's panels for the packed forward product (float, more than kernels::kThin units, which the thin products take
-  // otherwise; sized by reserve)
+  // otherwise; sized by reserve), packed at each forward, or once by freeze (frozen_)
   Buffer<float> packed_;
+  bool frozen_ = false;
 };
 
 template <class T>

@@ -130,25 +130,42 @@ EvalResult evaluate(Model<T>& model, const Dataset& data, LossKind loss, int bat
   return r;
 }
 
-template <class T>
-std::vector<float> predict(Model<T>& model, const Dataset& data, int batch) {
-  const size_t N = data.size(), D = numel(data.shape), K = numel(model.output_shape());
+namespace {
+// The outputs (N, K) of forward(x, n) over the data set in batches, in order.
+template <class T, class Forward>
+std::vector<float> predict_batches(const Dataset& data, size_t K, int batch, Forward&& forward) {
+  const size_t N = data.size(), D = numel(data.shape);
   batch = int(std::min<size_t>(size_t(batch), std::max<size_t>(N, 1)));
   Buffer<T> x(size_t(batch) * D);
   std::vector<float> out(N * K);
   for (size_t i = 0; i < N; i += size_t(batch)) {
     const int n = int(std::min<size_t>(size_t(batch), N - i));
     data.gather_range(i, n, x.data());
-    const T* y = model.forward(x.data(), n, false);
+    const T* y = forward(x.data(), n);
     for (size_t j = 0; j < size_t(n) * K; ++j) out[i * K + j] = float(y[j]);
   }
   return out;
+}
+}  // namespace
+
+template <class T>
+std::vector<float> predict(Model<T>& model, const Dataset& data, int batch) {
+  return predict_batches<T>(data, numel(model.output_shape()), batch,
+                            [&](const T* x, int n) { return model.forward(x, n, false); });
+}
+
+template <class T>
+std::vector<float> predict(Predictor<T>& p, const Dataset& data, int batch) {
+  return predict_batches<T>(data, numel(p.model().output_shape()), batch,
+                            [&](const T* x, int n) { return p.predict(x, n); });
 }
 
 template EvalResult evaluate<float>(Model<float>&, const Dataset&, LossKind, int);
 template EvalResult evaluate<double>(Model<double>&, const Dataset&, LossKind, int);
 template std::vector<float> predict<float>(Model<float>&, const Dataset&, int);
 template std::vector<float> predict<double>(Model<double>&, const Dataset&, int);
+template std::vector<float> predict<float>(Predictor<float>&, const Dataset&, int);
+template std::vector<float> predict<double>(Predictor<double>&, const Dataset&, int);
 
 TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig& cfg,
                   const std::function<void(const EpochMetrics&)>& on_epoch, Monitor* monitor,

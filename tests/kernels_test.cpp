@@ -217,19 +217,21 @@ TEST(PackedGemm, MatchesReference) {
 
 // The product that skips A's zeros: the same values as gemm_packed (its sums without their zero terms) for rows of
 // every density (all zero, a few non-zero, about half, none zero), n over one to five panels and k not a multiple
-// of a vector or of a block; nothing written past column n. Rows given by pgemm_nt_packed over threads as well.
+// of a vector or of a block; nothing written past column n. One row alone as well (batch-1 inference: its own
+// blocking of k). Rows given by pgemm_nt_packed over threads as well.
 TEST(PackedGemm, SparseInputMatchesDense) {
   const int nr = kernels::packed_panel_width();
+  for (int m : {19, 1})
   for (int n : {nr, 2 * nr, 5 * nr, 70})
     for (int k : {1, 13, 300, 784}) {
-      const int m = 19, lda = k + 5, ldc = n + 3;
+      const int lda = k + 5, ldc = n + 3;
       const auto ad = test::random_vec(size_t(m) * lda, 60 + k), wd = test::random_vec(size_t(n) * k, 61 + n);
       std::vector<float> A(ad.begin(), ad.end());
       const std::vector<float> W(wd.begin(), wd.end());
       for (int i = 0; i < m; ++i)  // row i: all zero (i = 0), then denser and denser, none zero for the last
         for (int j = 0; j < k; ++j) {
           float& a = A[size_t(i) * lda + size_t(j)];
-          if (i == 0 || (i < m - 1 && (j * 7 + i * 3) % (m - 1) >= i)) a = 0.0f;
+          if (m == 1 ? j % 3 != 1 : i == 0 || (i < m - 1 && (j * 7 + i * 3) % (m - 1) >= i)) a = 0.0f;
         }
       std::vector<float> P(kernels::packed_size(n, k)), C(size_t(m) * ldc, 7.0f), R(C);
       kernels::pack_panels(W.data(), n, k, 0, (n + nr - 1) / nr, P.data());
@@ -272,6 +274,40 @@ TEST(PackedGemm, SplitDoesNotChangeBits) {
   omp_set_num_threads(threads);
   for (int i = 0; i < m; ++i) ASSERT_EQ(seen[size_t(i)], 1) << "row " << i;
   ASSERT_EQ(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)), 0);
+}
+
+// One example against panels packed once (inference): packed_gemv on one thread and split over two, dense and
+// skipping zeros, is the row gemm_packed computes, bit for bit (each output summed over k in order); n over whole
+// panels and not (a last panel of a few rows), small (one thread whatever the count) and large. And
+// pgemm_nt_packed given no W uses the panels as they are: the same bits as packing them itself.
+TEST(PackedGemm, PrepackedOneExample) {
+  const int threads = omp_get_max_threads(), nr = kernels::packed_panel_width();
+  for (int n : {nr, 8 * nr, 8 * nr + 5, 70})
+    for (int k : {13, 784}) {
+      const auto xd = test::random_vec(size_t(k), 70 + k), wd = test::random_vec(size_t(n) * k, 71 + n);
+      std::vector<float> x(xd.begin(), xd.end());
+      for (int j = 0; j < k; ++j)
+        if (j % 5 < 3) x[size_t(j)] = 0.0f;  // 40% non-zero, as an image
+      const std::vector<float> W(wd.begin(), wd.end());
+      std::vector<float> P(kernels::packed_size(n, k)), R(static_cast<size_t>(n)), y(static_cast<size_t>(n));
+      kernels::pack_panels(W.data(), n, k, 0, (n + nr - 1) / nr, P.data());
+      kernels::gemm_packed(1, n, k, x.data(), k, P.data(), R.data(), n);
+      for (int t : {1, 2})
+        for (bool sparse : {false, true}) {
+          omp_set_num_threads(t);
+          std::fill(y.begin(), y.end(), -1.0f);
+          kernels::packed_gemv(n, k, x.data(), P.data(), y.data(), sparse);
+          ASSERT_EQ(std::memcmp(y.data(), R.data(), R.size() * sizeof(float)), 0)
+              << n << "x" << k << ", " << t << " threads, sparse " << sparse;
+        }
+      omp_set_num_threads(threads);
+      const int m = 9;
+      std::vector<float> A(size_t(m) * k), C1(size_t(m) * n), C2(C1.size()), P2(P.size());
+      for (size_t i = 0; i < A.size(); ++i) A[i] = x[i % size_t(k)] * float(1 + i % 3);
+      kernels::pgemm_nt_packed(m, n, k, A.data(), k, W.data(), P2.data(), C1.data(), n, [](int, int, int, int) {}, true);
+      kernels::pgemm_nt_packed(m, n, k, A.data(), k, nullptr, P.data(), C2.data(), n, [](int, int, int, int) {}, true);
+      ASSERT_EQ(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)), 0) << n << "x" << k;
+    }
 }
 
 // The im2col + GEMM convolution layer against direct convolution, in float, over strides, padding and batch sizes

@@ -78,6 +78,10 @@ class Layer {
   // True when the last backward took its gradients from the non-zero entries of dy alone (dense layers in float,
   // when most of dy is zero, as behind a ReLU).
   virtual bool last_backward_sparse() const { return false; }
+  // Inference only (on) or training again (off). While on, the parameters do not change, so a layer may keep them in
+  // a layout of its own for the forward pass (a dense layer in float: its weights packed once into the panels of
+  // its products, instead of at every forward). Predictor, which owns its model, is the one caller.
+  virtual void freeze(bool /*on*/) {}
 
   std::vector<Param<T>>& params() { return params_; }
   const std::vector<Param<T>>& params() const { return params_; }

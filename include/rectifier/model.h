@@ -33,6 +33,9 @@ struct ForwardObserver {
 };
 
 template <class T>
+class Predictor;
+
+template <class T>
 class Model {
  public:
   // Builds the layers for examples of shape `input`. Throws Error naming the layer and both shapes on a mismatch.
@@ -90,6 +93,13 @@ class Model {
   void remove_observer(ForwardObserver* o) { std::erase(observers_, o); }
 
  private:
+  friend class Predictor<T>;
+  // Inference only (Predictor, which owns the model): each layer may keep its parameters in a layout of its own
+  // (Layer::freeze); no observers.
+  void freeze(bool on) {
+    for (auto& l : layers_) l->freeze(on);
+    if (on) observers_.clear();
+  }
   void observe(size_t layer, int i0, int i1) {
     for (ForwardObserver* o : observers_) o->rows_done(layer, i0, i1);
   }

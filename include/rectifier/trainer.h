@@ -9,6 +9,7 @@
 #include "rectifier/loss.h"
 #include "rectifier/model.h"
 #include "rectifier/optimizer.h"
+#include "rectifier/predictor.h"
 
 namespace rectifier {
 
@@ -85,5 +86,8 @@ EvalResult evaluate(Model<T>& model, const Dataset& data, LossKind loss, int bat
 // Outputs (n, k) of the model on the whole data set, in order.
 template <class T>
 std::vector<float> predict(Model<T>& model, const Dataset& data, int batch = 512);
+// The same through a predictor (its dense layers' weights packed once: rectifier predict).
+template <class T>
+std::vector<float> predict(Predictor<T>& predictor, const Dataset& data, int batch = 512);
 
 }  // namespace rectifier

@@ -170,7 +170,9 @@ HWY_INLINE void SparseGroup(D d, int m, int k, const float* HWY_RESTRICT A, size
                             float* HWY_RESTRICT C, size_t ldc) {
   const size_t L = hn::Lanes(d), nr = 2 * L, pstride = size_t(k) * nr;
   using V = hn::Vec<D>;
-  const int KB = int(4096 / (size_t(G) * nr));  // a group's panels hold G nr floats per k: 16 KB per block
+  // A group's panels hold G nr floats per k: 16 KB per block, reused by the rows; one row (batch-1 inference) has
+  // nothing to reuse and keeps its accumulators in registers over the whole of k
+  const int KB = m == 1 ? k : int(4096 / (size_t(G) * nr));
   const V zero = hn::Zero(d);
   for (int k0 = 0; k0 < k; k0 += KB) {
     const int k1 = std::min(k, k0 + KB);
@@ -248,8 +250,10 @@ void gemm_packed(int m, int n, int k, const float* A, int lda, const float* P, f
 }
 
 void gemm_packed_sparse_a(int m, int n, int k, const float* A, int lda, const float* P, float* C, int ldc) {
-  if (n % packed_panel_width() != 0) return gemm_packed(m, n, k, A, lda, P, C, ldc);
-  HWY_DYNAMIC_DISPATCH(GemmPackedSparseA)(m, n, k, A, lda, P, C, ldc);
+  const int nr = packed_panel_width(), whole = n / nr * nr;
+  if (whole > 0) HWY_DYNAMIC_DISPATCH(GemmPackedSparseA)(m, whole, k, A, lda, P, C, ldc);
+  // a last panel of fewer than nr rows of W: the dense product (the same sums, but for the zero terms)
+  if (whole < n) gemm_packed(m, n - whole, k, A, lda, P + size_t(whole) * size_t(k), C + whole, ldc);
 }
 }  // namespace rectifier::kernels
 #endif  // HWY_ONCE
