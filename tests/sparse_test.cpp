@@ -254,58 +254,81 @@ TEST(SparseKernel, DenseGradientsOfADenseDyTakeTheFullProducts) {
   EXPECT_FALSE(m.layer(0).last_backward_sparse());
 }
 
-// A convolution whose dy is mostly zero (as behind a ReLU and a max pooling) takes the sparse path chunk by chunk:
-// its weight, bias and input gradients match the same layer in double (im2col and full products), for the reference
-// CNN's second convolution and for odd sizes (no padding, an odd number of output rows, rectangular images), with
-// the same bits on one thread and on two. A dense dy takes the dense path.
-TEST(SparseKernel, ConvGradientsOfASparseDyMatchTheDenseLayerInDouble) {
-  struct Case { int c, h, w, oc, k, pad; double nonzero; int n; };
-  // 7% non-zero: a few channels per position, dx by spmm_scatter; 22% (7 of the 32 channels): by spmm_rows_at.
-  // 150 images: chunks of 9-10, dW's lists over groups of 8 and then the rest.
-  for (const Case& g : {Case{16, 14, 14, 32, 5, 2, 0.07, 20}, Case{16, 14, 14, 32, 5, 2, 0.22, 20},
-                        Case{3, 9, 7, 5, 3, 1, 0.07, 20}, Case{8, 7, 11, 4, 3, 0, 0.07, 20}, Case{2, 5, 6, 3, 4, 3, 0.07, 20},
-                        Case{3, 9, 7, 5, 3, 1, 0.07, 150}}) {
-    const int n = g.n;
-    const std::string arch = "conv(" + std::to_string(g.oc) + "," + std::to_string(g.k) + ",pad=" + std::to_string(g.pad) + ")";
-    const Shape in{g.c, g.h, g.w};
-    Model<double> ref(parse_arch(arch, ArchContext{}), in);
-    ref.init(InitSpec{}, 9);
-    ref.set_input_grad(true);
-    const size_t isz = numel(in) * size_t(n), osz = numel(ref.output_shape()) * size_t(n);
-    const auto xd = test::random_vec(isz, 31);
-    auto dyd = test::random_vec(osz, 32);
-    Rng pick(33);
-    for (auto& v : dyd)
-      if (pick.uniform() >= g.nonzero) v = 0;  // the reference CNN's second convolution has 5-7% non-zero
-    ref.forward(xd.data(), n, true);
-    ref.zero_grad();
-    ref.backward(dyd.data(), n);
-    const std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
-    std::vector<std::vector<float>> runs;
-    for (int threads : {1, 2}) {
-      set_threads(threads);
-      Model<float> m(parse_arch(arch, ArchContext{}), in);
-      for (size_t j = 0; j < m.num_params(); ++j) m.params()[j] = float(ref.params()[j]);
-      m.set_input_grad(true);
-      m.forward(x.data(), n, true);
-      m.zero_grad();
-      m.backward(dy.data(), n);
-      ASSERT_TRUE(m.layer(0).last_backward_sparse()) << arch << ", " << threads << " threads, " << g.nonzero;
-      for (size_t j = 0; j < m.num_params(); ++j)
-        ASSERT_NEAR(m.grads()[j], ref.grads()[j], 1e-4 * (1 + std::abs(ref.grads()[j]))) << arch << " gradient " << j;
+namespace {
+struct ConvCase { int c, h, w, oc, k, pad; double nonzero; int n; };
+
+// A convolution of geometry g (with the input gradient or, as a network's first layer, without) on a dy with a
+// fraction g.nonzero of non-zero values: its sparse path runs, its gradients match the same layer in double (im2col
+// and full products), with the same bits on one thread and on two; a dense dy takes the dense path.
+void expect_sparse_conv_matches_double(const ConvCase& g, bool input_grad, uint64_t seed) {
+  const int n = g.n;
+  const std::string arch = "conv(" + std::to_string(g.oc) + "," + std::to_string(g.k) + ",pad=" + std::to_string(g.pad) + ")";
+  const Shape in{g.c, g.h, g.w};
+  Model<double> ref(parse_arch(arch, ArchContext{}), in);
+  ref.init(InitSpec{}, seed);
+  ref.set_input_grad(input_grad);
+  const size_t isz = numel(in) * size_t(n), osz = numel(ref.output_shape()) * size_t(n);
+  auto xd = test::random_vec(isz, seed + 1);
+  if (!input_grad)
+    for (size_t i = 0; i < xd.size(); i += 3) xd[i] = 0;  // an image's background
+  auto dyd = test::random_vec(osz, seed + 2);
+  Rng pick(seed + 3);
+  for (auto& v : dyd)
+    if (pick.uniform() >= g.nonzero) v = 0;
+  ref.forward(xd.data(), n, true);
+  ref.zero_grad();
+  ref.backward(dyd.data(), n);
+  const std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
+  std::vector<std::vector<float>> runs;
+  for (int threads : {1, 2}) {
+    set_threads(threads);
+    Model<float> m(parse_arch(arch, ArchContext{}), in);
+    for (size_t j = 0; j < m.num_params(); ++j) m.params()[j] = float(ref.params()[j]);
+    m.set_input_grad(input_grad);
+    m.forward(x.data(), n, true);
+    m.zero_grad();
+    m.backward(dy.data(), n);
+    ASSERT_TRUE(m.layer(0).last_backward_sparse()) << arch << ", " << threads << " threads, " << g.nonzero;
+    for (size_t j = 0; j < m.num_params(); ++j)
+      ASSERT_NEAR(m.grads()[j], ref.grads()[j], 1e-4 * (1 + std::abs(ref.grads()[j]))) << arch << " gradient " << j;
+    runs.emplace_back(m.grads(), m.grads() + m.num_params());
+    if (input_grad) {
       for (size_t j = 0; j < isz; ++j)
         ASSERT_NEAR(m.input_grad()[j], ref.input_grad()[j], 1e-4 * (1 + std::abs(ref.input_grad()[j]))) << arch << " dx " << j;
-      runs.emplace_back(m.grads(), m.grads() + m.num_params());
       runs.back().insert(runs.back().end(), m.input_grad(), m.input_grad() + isz);
-      if (threads == 2) {  // a dense dy: the dense path
-        const auto dense = test::random_vec(osz, 34);
-        const std::vector<float> dyf(dense.begin(), dense.end());
-        m.zero_grad();
-        m.backward(dyf.data(), n);
-        EXPECT_FALSE(m.layer(0).last_backward_sparse()) << arch;
-      }
     }
-    EXPECT_EQ(runs[0], runs[1]) << arch << ": one and two threads differ";
+    if (threads == 2) {  // a dense dy: the dense path
+      const auto dense = test::random_vec(osz, seed + 4);
+      const std::vector<float> dyf(dense.begin(), dense.end());
+      m.zero_grad();
+      m.backward(dyf.data(), n);
+      EXPECT_FALSE(m.layer(0).last_backward_sparse()) << arch;
+    }
   }
+  EXPECT_EQ(runs[0], runs[1]) << arch << ": one and two threads differ";
   set_threads(0);
+}
+}  // namespace
+
+// A convolution whose dy is mostly zero (as behind a ReLU and a max pooling) takes the sparse path chunk by chunk:
+// its weight, bias and input gradients match the same layer in double, for the reference CNN's second convolution
+// and for odd sizes (no padding, an odd number of output rows, rectangular images), on one thread and on two.
+TEST(SparseKernel, ConvGradientsOfASparseDyMatchTheDenseLayerInDouble) {
+  // 7% non-zero: a few channels per position, dx by spmm_scatter; 22% (7 of the 32 channels): by spmm_rows_at.
+  // 150 images: chunks of 9-10, dW's lists over groups of 8 and then the rest.
+  for (const ConvCase& g : {ConvCase{16, 14, 14, 32, 5, 2, 0.07, 20}, ConvCase{16, 14, 14, 32, 5, 2, 0.22, 20},
+                            ConvCase{3, 9, 7, 5, 3, 1, 0.07, 20}, ConvCase{8, 7, 11, 4, 3, 0, 0.07, 20},
+                            ConvCase{2, 5, 6, 3, 4, 3, 0.07, 20}, ConvCase{3, 9, 7, 5, 3, 1, 0.07, 150}})
+    expect_sparse_conv_matches_double(g, true, 31);
+}
+
+// A network's first convolution (no input gradient) with rows of taps shorter than 8 floats (k * c < 8: c = 1 as
+// for images, or c = 2 with k = 3): when its dy is mostly zero the weight and bias gradients come from dy's
+// non-zero entries (kernels::patch_weight_grad). Positions at the edges of the image (where the window reads the
+// padding) and in the last column (the rows of 8 floats read past the window) are covered, as every position is
+// non-zero for some channel.
+TEST(SparseKernel, FirstConvWeightGradientFromSparseDy) {
+  for (const ConvCase& g : {ConvCase{1, 28, 28, 16, 5, 2, 0.12, 20}, ConvCase{2, 9, 13, 5, 3, 1, 0.2, 19},
+                            ConvCase{1, 7, 70, 3, 7, 3, 0.1, 9}, ConvCase{1, 6, 6, 4, 3, 0, 0.08, 5}})
+    expect_sparse_conv_matches_double(g, false, 19);
 }

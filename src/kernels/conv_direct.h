@@ -46,6 +46,12 @@ void direct_grid_output(const ConvGeometry& g, const float* dy, float* dyq, floa
 size_t direct_grad_image_floats(const ConvGeometry& g);
 void direct_weight_grad(const ConvGeometry& g, const float* buf, int G, float* dw);
 
+// The weight and bias gradients of one image from dy's non-zero entries alone, for layers whose rows of taps are
+// short (k * c < 8: an image net's first layer): dw (oc, c*k*k) and db (oc) are accumulated, each over the non-zero
+// dy (o, p) in order of p. xp: the image's padded planes (direct_pad_input), with at least 8 readable floats after
+// them (the direct path's per-image buffer, direct_grad_image_floats, has dy's grid there).
+void patch_weight_grad(const ConvGeometry& g, const float* xp, const float* dy, float* dw, float* db);
+
 // y (oc, oh, ow) = the convolution of x (c, h, w) with the packed weights, plus bias (if not null). Overwrites y.
 void conv_direct(const ConvGeometry& g, const float* x, const float* wr, const float* bias, float* y, float* scratch);
 // dx (c, h, w) of the layer of geometry g from dy already on its grid (an image's planes from direct_grid_output) and

@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "kernels/conv_direct.h"
+#include "kernels/sparse.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace rectifier::kernels::HWY_NAMESPACE {
@@ -346,6 +347,100 @@ void MaxPool2x2Backward(const float* HWY_RESTRICT dy, const int32_t* HWY_RESTRIC
   }
 }
 
+// The weight and bias gradients of one image from dy's non-zero entries, for windows whose rows of taps are shorter
+// than 8 floats (k * c < 8: an image net's first layer, c = 1), where the direct weight gradient fills few lanes of
+// each vector: behind a ReLU and a max pooling 87-89% of that layer's dy is zero (the reference CNN's first
+// convolution). For each output channel o, in order of position p = (oy, ox) where dy (o, p) != 0:
+//   dw (o, c, ky, :) += dy (o, p) xp (c cs + (oy + ky) wp + ox + [0, k)),   db (o) += dy (o, p).
+// xp: the image's padded planes (direct_pad_input); rows of 8 floats are read, the lanes past k into the next
+// values of the buffer (the caller's group buffer holds at least 8 floats past the planes), and those lanes are
+// never stored. With 8-lane vectors (AVX2, AVX-512) the R = c k rows of dw (o) stay in registers, in two sets that
+// take the non-zero entries in turn (twice the independent chains of FMAs; summed at the end); narrower targets add
+// lane by lane.
+template <int R, class D>
+HWY_INLINE void PatchRows(D d, const float* HWY_RESTRICT xp, const size_t* off, int wp, int k,
+                          const float* HWY_RESTRICT dy, int oh, int ow, int OC, float* HWY_RESTRICT dw,
+                          float* HWY_RESTRICT db) {
+  const auto m = hn::FirstN(d, size_t(k));
+  for (int o = 0; o < OC; ++o) {
+    float* w = dw + size_t(o) * size_t(R) * size_t(k);
+    hn::Vec<D> acc[R];
+    hn::Vec<D> acc2[R];
+    for (int r = 0; r < R; ++r) {
+      acc[r] = hn::MaskedLoad(m, d, w + size_t(r) * size_t(k));
+      acc2[r] = hn::Zero(d);
+    }
+    float s = 0;
+    const float* dyo = dy + size_t(o) * size_t(oh) * size_t(ow);
+    for (int oy = 0; oy < oh; ++oy) {
+      const float* row = dyo + size_t(oy) * size_t(ow);
+      // the row's non-zero positions, by words of up to 64 from 8-lane compares (the last ones masked: nothing
+      // past the row is read), then visited in order
+      for (int b0 = 0; b0 < ow; b0 += 64) {
+        const int b1 = std::min(ow, b0 + 64);
+        uint64_t bits = 0;
+        for (int x0 = b0; x0 < b1; x0 += 8) {
+          const int rem = std::min(8, b1 - x0);
+          const auto v = rem == 8 ? hn::LoadU(d, row + x0) : hn::MaskedLoad(hn::FirstN(d, size_t(rem)), d, row + x0);
+          uint8_t mb[8] = {};
+          hn::StoreMaskBits(d, hn::Ne(v, hn::Zero(d)), mb);
+          bits |= uint64_t(mb[0]) << (x0 - b0);
+        }
+        auto add = [&](hn::Vec<D>* a) {
+          const int ox = b0 + __builtin_ctzll(bits);
+          bits &= bits - 1;
+          const float v = row[ox];
+          s += v;
+          const auto vv = hn::Set(d, v);
+          const float* xw = xp + size_t(oy) * size_t(wp) + size_t(ox);
+          for (int r = 0; r < R; ++r) a[r] = hn::MulAdd(vv, hn::LoadU(d, xw + off[r]), a[r]);
+        };
+        while (bits) {
+          add(acc);
+          if (bits) add(acc2);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) hn::BlendedStore(hn::Add(acc[r], acc2[r]), m, d, w + size_t(r) * size_t(k));
+    db[o] += s;
+  }
+}
+
+void PatchWeightGrad(const float* HWY_RESTRICT xp, size_t cs, int wp, int C, int k, const float* HWY_RESTRICT dy,
+                     int oh, int ow, int OC, float* HWY_RESTRICT dw, float* HWY_RESTRICT db) {
+  const hn::CappedTag<float, 8> d;
+  const int R = C * k;
+  size_t off[8] = {};
+  for (int r = 0; r < R && r < 8; ++r) off[r] = size_t(r / k) * cs + size_t(r % k) * size_t(wp);
+  if (hn::Lanes(d) == 8) {
+    switch (R) {
+      case 1: return PatchRows<1>(d, xp, off, wp, k, dy, oh, ow, OC, dw, db);
+      case 2: return PatchRows<2>(d, xp, off, wp, k, dy, oh, ow, OC, dw, db);
+      case 3: return PatchRows<3>(d, xp, off, wp, k, dy, oh, ow, OC, dw, db);
+      case 4: return PatchRows<4>(d, xp, off, wp, k, dy, oh, ow, OC, dw, db);
+      case 5: return PatchRows<5>(d, xp, off, wp, k, dy, oh, ow, OC, dw, db);
+      case 6: return PatchRows<6>(d, xp, off, wp, k, dy, oh, ow, OC, dw, db);
+      case 7: return PatchRows<7>(d, xp, off, wp, k, dy, oh, ow, OC, dw, db);
+      default: break;
+    }
+  }
+  for (int o = 0; o < OC; ++o) {
+    float* w = dw + size_t(o) * size_t(R) * size_t(k);
+    float s = 0;
+    const float* dyo = dy + size_t(o) * size_t(oh) * size_t(ow);
+    for (int oy = 0; oy < oh; ++oy)
+      for_each_nonzero(dyo + size_t(oy) * size_t(ow), 0, ow, [&](int ox) {
+        const float v = dyo[size_t(oy) * size_t(ow) + size_t(ox)];
+        s += v;
+        for (int r = 0; r < R; ++r) {
+          const float* xr = xp + size_t(r / k) * cs + size_t(r % k) * size_t(wp) + size_t(oy) * size_t(wp) + size_t(ox);
+          for (int j = 0; j < k; ++j) w[size_t(r) * size_t(k) + size_t(j)] += v * xr[j];
+        }
+      });
+    db[o] += s;
+  }
+}
+
 }  // namespace rectifier::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -362,6 +457,7 @@ HWY_EXPORT(MaxPool2x2);
 HWY_EXPORT(ToGrid);
 HWY_EXPORT(FromGrid);
 HWY_EXPORT(MaxPool2x2Backward);
+HWY_EXPORT(PatchWeightGrad);
 
 namespace {
 size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
@@ -490,6 +586,11 @@ size_t direct_grad_image_floats(const ConvGeometry& g) {
   // precaution: no difference was measured either way; the slowdown seen came from the plane stride (gs, above).
   const size_t n = round_up(size_t(g.c) * l.cs + size_t(l.ocpad) * l.gs, 16);
   return n / 16 % 2 ? n : n + 16;
+}
+
+void patch_weight_grad(const ConvGeometry& g, const float* xp, const float* dy, float* dw, float* db) {
+  const DirectConvLayout l = direct_layout(g);
+  HWY_DYNAMIC_DISPATCH(PatchWeightGrad)(xp, l.cs, l.wp, g.c, g.k, dy, g.oh, g.ow, g.oc, dw, db);
 }
 
 void direct_weight_grad(const ConvGeometry& g, const float* buf, int G, float* dw) {
