@@ -9,6 +9,8 @@
 // panels that its non-zero inputs select: an image's background and the units a ReLU switched off (half of the
 // reference MLP's first layer, 70% of its second) cost nothing, where a matrix-vector product reads all of W. The
 // outputs are those of Model::forward(x, n, false), up to the order of the sums in a one-example product.
+// One call at a time: the outputs live in the predictor's buffers, so a server with several threads gives each
+// its own predictor (each call already uses the OpenMP threads when the product is large enough).
 #pragma once
 #include <utility>
 #include "rectifier/model.h"
