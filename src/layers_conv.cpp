@@ -166,25 +166,22 @@ class Conv2D final : public Layer<T> {
             const size_t m = size_t(i1 - i0) * out_sz;
             return double(kernels::count_nonzero(dy + size_t(i0) * out_sz, m)) <= kSparseDensity * double(m);
           };
-          if (sparse_applies()) {
-            if (mostly_zero()) {
-              sparse_backward(x, dy, dx, i0, i1, dw, t);
+          if (sparse_applies() && mostly_zero()) {
+            sparse_backward(x, dy, dx, i0, i1, dw, t);
 #pragma omp atomic
-              ++sparse_chunks;
-              continue;
-            }
+            ++sparse_chunks;
+            continue;
           }
-          if (!dx && patch_applies()) {  // the first layer, short rows of taps: dW from dy's non-zero entries
-            if (mostly_zero()) {
-              float* xp = group_.data() + size_t(t) * kernels::direct_grad_image_floats(g_) * kGroup;
-              for (int i = i0; i < i1; ++i) {
-                kernels::direct_pad_input(g_, x + size_t(i) * in_sz, xp, false);
-                kernels::patch_weight_grad(g_, xp, dy + size_t(i) * out_sz, dw, db);
-              }
-#pragma omp atomic
-              ++sparse_chunks;
-              continue;
+          // the first layer, short rows of taps: dW from dy's non-zero entries, image by image
+          if (!dx && patch_applies() && mostly_zero()) {
+            float* xp = group_.data() + size_t(t) * kernels::direct_grad_image_floats(g_) * kGroup;
+            for (int i = i0; i < i1; ++i) {
+              kernels::direct_pad_input(g_, x + size_t(i) * in_sz, xp, false);
+              kernels::patch_weight_grad(g_, xp, dy + size_t(i) * out_sz, dw, db);
             }
+#pragma omp atomic
+            ++sparse_chunks;
+            continue;
           }
           if (direct()) {
             direct_backward(x, dy, dx, i0, i1, dw, t);
@@ -358,8 +355,8 @@ class Conv2D final : public Layer<T> {
   // The other layers of the direct path (rows of taps shorter than 8 floats) with no input gradient to compute (a
   // network's first layer): the weight gradient from dy's non-zero entries when a chunk's dy is mostly zero
   // (kernels::patch_weight_grad: each row of dW in a register, no lists). In the reference CNN's first convolution
-  // (11-13% of dy non-zero) the training step ran 4-5% faster than with the direct weight gradient (in-process
-  // A/B, docs/benchmarks.md).
+  // (11-13% of dy non-zero) the training step ran 2-6% faster than with the direct weight gradient in eight of
+  // nine in-process A/B runs (docs/benchmarks.md, runs 32-35).
   bool patch_applies() const { return direct() && g_.k * g_.c < 8; }
   static constexpr double kSparseDensity = 0.25;
   // The sparse path's lists per thread: by channel over a chunk's images, then by position over one image
