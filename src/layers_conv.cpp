@@ -174,7 +174,7 @@ class Conv2D final : public Layer<T> {
           }
           // the first layer, short rows of taps: dW from dy's non-zero entries, image by image
           if (!dx && patch_applies() && mostly_zero()) {
-            float* xp = group_.data() + size_t(t) * kernels::direct_grad_image_floats(g_) * kGroup;
+            float* xp = thread_group(t);  // the direct path's buffer: its first image's planes
             for (int i = i0; i < i1; ++i) {
               kernels::direct_pad_input(g_, x + size_t(i) * in_sz, xp, false);
               kernels::patch_weight_grad(g_, xp, dy + size_t(i) * out_sz, dw, db);
@@ -222,7 +222,7 @@ class Conv2D final : public Layer<T> {
   void direct_backward(const float* x, const float* dy, float* dx, int i0, int i1, float* dw, int t) {
     const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P();
     const size_t per = kernels::direct_grad_image_floats(g_), planes = size_t(g_.c) * kernels::direct_layout(g_).cs;
-    float* group = group_.data() + size_t(t) * per * kGroup;
+    float* group = thread_group(t);
     float* db = dw + K() * size_t(g_.oc);
     for (int s = i0; s < i1; s += kGroup) {
       const int G = std::min(kGroup, i1 - s);
@@ -358,6 +358,8 @@ class Conv2D final : public Layer<T> {
   // (11-13% of dy non-zero) the training step ran 2-6% faster than with the direct weight gradient in eight of
   // nine in-process A/B runs (docs/benchmarks.md, runs 32-35).
   bool patch_applies() const { return direct() && g_.k * g_.c < 8; }
+  // Thread t's share of group_: kGroup images of padded input planes and gridded dy (direct_grad_image_floats each)
+  float* thread_group(int t) { return group_.data() + size_t(t) * kernels::direct_grad_image_floats(g_) * kGroup; }
   static constexpr double kSparseDensity = 0.25;
   // The sparse path's lists per thread: by channel over a chunk's images, then by position over one image
   size_t sparse_lists() const { return (size_t(sp_images_) + 1) * P() * size_t(g_.oc); }

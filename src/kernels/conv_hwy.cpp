@@ -15,6 +15,7 @@
 #define HWY_TARGET_INCLUDE "kernels/conv_hwy.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+#include "kernels/nonzero-inl.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -366,7 +367,7 @@ HWY_INLINE void PatchRows(D d, const float* HWY_RESTRICT xp, const size_t* off, 
     float* w = dw + size_t(o) * size_t(R) * size_t(k);
     hn::Vec<D> acc[R];
     hn::Vec<D> acc2[R];
-    for (int r = 0; r < R; ++r) {
+    for (int r = 0; r < R; ++r) {  // (8 lanes: AVX2 or AVX-512, whose masked loads need no alignment)
       acc[r] = hn::MaskedLoad(m, d, w + size_t(r) * size_t(k));
       acc2[r] = hn::Zero(d);
     }
@@ -374,18 +375,9 @@ HWY_INLINE void PatchRows(D d, const float* HWY_RESTRICT xp, const size_t* off, 
     const float* dyo = dy + size_t(o) * size_t(oh) * size_t(ow);
     for (int oy = 0; oy < oh; ++oy) {
       const float* row = dyo + size_t(oy) * size_t(ow);
-      // the row's non-zero positions, by words of up to 64 from 8-lane compares (the last ones masked: nothing
-      // past the row is read), then visited in order
+      // the row's non-zero positions, by words of up to 64, visited in order
       for (int b0 = 0; b0 < ow; b0 += 64) {
-        const int b1 = std::min(ow, b0 + 64);
-        uint64_t bits = 0;
-        for (int x0 = b0; x0 < b1; x0 += 8) {
-          const int rem = std::min(8, b1 - x0);
-          const auto v = rem == 8 ? hn::LoadU(d, row + x0) : hn::MaskedLoad(hn::FirstN(d, size_t(rem)), d, row + x0);
-          uint8_t mb[8] = {};
-          hn::StoreMaskBits(d, hn::Ne(v, hn::Zero(d)), mb);
-          bits |= uint64_t(mb[0]) << (x0 - b0);
-        }
+        uint64_t bits = NonzeroBits(d, row + b0, std::min(ow, b0 + 64) - b0);
         auto add = [&](hn::Vec<D>* a) {
           const int ox = b0 + __builtin_ctzll(bits);
           bits &= bits - 1;

@@ -7,6 +7,7 @@
 #define HWY_TARGET_INCLUDE "kernels/packed_hwy.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+#include "kernels/nonzero-inl.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -181,20 +182,9 @@ HWY_INLINE void SparseGroup(D d, int m, int k, const float* HWY_RESTRICT A, size
       float* c = C + size_t(i) * ldc;
       V acc[2 * G];
       for (int v = 0; v < 2 * G; ++v) acc[v] = k0 == 0 ? zero : hn::LoadU(d, c + size_t(v) * L);
-      // The block's non-zero k, by words of up to 64 bits: whole vectors compared at once, a tail of fewer than a
-      // vector's lanes one by one
+      // The block's non-zero k, by words of up to 64
       for (int b0 = k0; b0 < k1; b0 += 64) {
-        uint64_t bits = 0;
-        const int b1 = std::min(k1, b0 + 64);
-        int kk = b0;
-        for (int sh = 0; kk + int(L) <= b1; kk += int(L), sh += int(L)) {
-          uint8_t mb[8] = {};
-          hn::StoreMaskBits(d, hn::Ne(hn::LoadU(d, a + kk), zero), mb);
-          uint64_t w = 0;
-          for (size_t j = 0; j < (L + 7) / 8; ++j) w |= uint64_t(mb[j]) << (8 * j);
-          bits |= w << sh;
-        }
-        for (; kk < b1; ++kk) bits |= uint64_t(a[kk] != 0.0f) << (kk - b0);
+        uint64_t bits = NonzeroBits(d, a + b0, std::min(k1, b0 + 64) - b0);
         while (bits) {
           const int j = b0 + __builtin_ctzll(bits);
           bits &= bits - 1;
