@@ -53,6 +53,7 @@ class TrainStep {
       : m_(reference_model(arch)), opt_(reference_sgd(), m_.num_params()), fused_(fused), data_(data) {
     // Only with diagnostics: a monitor watches every forward pass of its model (Model::add_observer).
     if (diagnostics) mon_.emplace(m_);
+    m_.set_keep_outputs(false);  // as the trainer: only the outputs backward reads
     m_.reserve(kBatch);
     x_.resize(size_t(kBatch) * 784);
     for (size_t i = 0; i < x_.size(); ++i) x_[i] = float((i * 7919) % 255) / 255.0f;

@@ -93,7 +93,7 @@ class Conv2D final : public Layer<T> {
   }
   // x: (n, C, H, W)  y: (n, OC, OH, OW)
   void forward(const T* x, T* y, int n, bool training) override {
-    if (forward_then(x, y, n, training, {})) return;
+    if (forward_then(x, ChainOut<T>{y, nullptr, size_t(g_.oc) * P(), 0}, n, training, {})) return;
     const int K = int(this->K()), P = int(this->P());
     const T* W = this->params_[0].value;
     const T* b = this->params_[1].value;
@@ -116,15 +116,19 @@ class Conv2D final : public Layer<T> {
     }
   }
   // The direct path, image by image, each followed by then(i, i + 1) (the chained layers) on the same thread.
-  bool forward_then(const T* x, T* y, int n, bool, const std::function<void(int, int)>& then) override {
+  // With a transient out (model: no one reads this output after the chain), an image's output stays in cache for
+  // the chained layers and is never written to memory.
+  bool forward_then(const T* x, const ChainOut<T>& out, int n, bool, const std::function<void(int, int)>& then) override {
     if constexpr (std::is_same_v<T, float>) {
       if (direct()) {
-        const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P();
+        const size_t in_sz = size_t(g_.c) * g_.h * g_.w;
+        const int threads = out.y ? threads_ : std::min(threads_, out.threads);
         kernels::pack_direct_weights(g_, this->params_[0].value, false, wr_.data());
-#pragma omp parallel for num_threads(threads_) schedule(dynamic, 2)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 2)
         for (int i = 0; i < n; ++i) {
-          kernels::conv_direct(g_, x + size_t(i) * in_sz, wr_.data(), this->params_[1].value, y + size_t(i) * out_sz,
-                               scratch_.data() + size_t(omp_get_thread_num()) * direct_scratch_);
+          const int t = omp_get_thread_num();
+          kernels::conv_direct(g_, x + size_t(i) * in_sz, wr_.data(), this->params_[1].value, out.at(i, t),
+                               scratch_.data() + size_t(t) * direct_scratch_);
           if (then) then(i, i + 1);
         }
         return true;
@@ -332,6 +336,7 @@ class Conv2D final : public Layer<T> {
           dw[(size_t(o) * C + size_t(c)) * k * k + size_t(tp)] += dwh[(size_t(o) * k * k + size_t(tp)) * C + size_t(c)];
   }
   bool last_backward_sparse() const override { return last_sparse_; }
+  bool backward_reads_output() const override { return false; }
   std::string torch_module() const override {
     std::string t = "nn.Conv2d(" + std::to_string(g_.c) + ", " + std::to_string(g_.oc) + ", " + std::to_string(g_.k);
     if (g_.stride != 1) t += ", stride=" + std::to_string(g_.stride);
@@ -405,10 +410,11 @@ class Pool2D final : public Layer<T> {
   void forward(const T* x, T* y, int n, bool) override { forward_examples(x, y, 0, n); }
   bool per_example() const override { return true; }
   void forward_examples(const T* x, T* y, int i0, int i1) override {
-    const size_t in = numel(this->in_) * size_t(i0), out = numel(this->out_) * size_t(i0);
-    if (max()) kernels::maxpool_forward(g_, x + in, y + out, argmax_.data() + out, i1 - i0);
-    else kernels::avgpool_forward(g_, x + in, y + out, i1 - i0);
+    if (max()) kernels::maxpool_forward(g_, x, y, argmax_.data() + numel(this->out_) * size_t(i0), i1 - i0);
+    else kernels::avgpool_forward(g_, x, y, i1 - i0);
   }
+  // backward reads the argmax; the gate of backward_through_relu is y (a window's maximum is positive)
+  bool relu_backward_from_output() const override { return max(); }
   void backward(const T*, const T*, const T* dy, T* dx, int n) override {
     if (!dx) return;
     if (max()) kernels::maxpool_backward(g_, dy, argmax_.data(), dx, n);

@@ -61,9 +61,9 @@ class Dense final : public Layer<T> {
   }
   // The ReLU (or any per-example layer) after a dense layer runs on each thread's rows of y as soon as the product
   // and the bias are done with them, in cache and in parallel, instead of in a pass of its own.
-  bool forward_then(const T* x, T* y, int n, bool, const std::function<void(int, int)>& then) override {
-    if (n == 1) return false;
-    forward_gemm(x, y, n, then);
+  bool forward_then(const T* x, const ChainOut<T>& out, int n, bool, const std::function<void(int, int)>& then) override {
+    if (n == 1 || !out.y) return false;  // whole ranges of rows at a time: no transient output
+    forward_gemm(x, out.y, n, then);
     return true;
   }
   void reserve(int batch) override {
@@ -273,8 +273,7 @@ class ActivationLayer final : public Layer<T> {
   bool per_example() const override { return true; }
   void begin_examples(int) override { mask_valid_ = false; }
   void forward_examples(const T* x, T* y, int i0, int i1) override {
-    const size_t per = numel(this->in_), at = size_t(i0) * per;
-    act_forward(this->spec_.act, x + at, y + at, size_t(i1 - i0) * per);
+    act_forward(this->spec_.act, x, y, size_t(i1 - i0) * numel(this->in_));
   }
   void backward(const T* x, const T* y, const T* dy, T* dx, int n) override {
     if (!dx) return;

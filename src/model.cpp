@@ -1,6 +1,9 @@
 #include "rectifier/model.h"
 
+#include <omp.h>
+
 #include <cstring>
+#include <stdexcept>
 #include "kernels/parallel.h"
 #include "rectifier/error.h"
 
@@ -37,6 +40,7 @@ Model<T>::Model(const std::vector<LayerSpec>& specs, const Shape& input) : specs
     }
   acts_.resize(layers_.size());
   dacts_.resize(layers_.size());
+  transient_.resize(layers_.size());
   out_.assign(layers_.size(), nullptr);
   dout_.assign(layers_.size(), nullptr);
 }
@@ -56,9 +60,12 @@ void Model<T>::seed_layers(uint64_t seed) {
 template <class T>
 void Model<T>::reserve(int batch) {
   if (batch <= capacity_) return;
+  chain_threads_ = omp_get_max_threads();  // as the layers' own per-thread scratch, sized in their reserve
   for (size_t i = 0; i < layers_.size(); ++i) {
     const size_t n = size_t(batch) * numel(layers_[i]->out_shape());
     if (!layers_[i]->is_view()) acts_[i].resize(n);
+    if (!layers_[i]->is_view() && i + 1 < layers_.size() && layers_[i + 1]->per_example())
+      transient_[i].resize(size_t(chain_threads_) * numel(layers_[i]->out_shape()));
     dacts_[i].resize(n);
     out_[i] = layers_[i]->is_view() ? nullptr : acts_[i].data();
     dout_[i] = dacts_[i].data();
@@ -71,8 +78,13 @@ void Model<T>::reserve(int batch) {
 template <class T>
 const T* Model<T>::forward(const T* x, int n, bool training) {
   reserve(n);
-  for (ForwardObserver* o : observers_) o->begin_forward(n);
+  bool keep = keep_outputs_;
+  for (ForwardObserver<T>* o : observers_) {
+    o->begin_forward(n);
+    keep = keep || o->wants_outputs();
+  }
   input_ = x;
+  dropped_ = false;
   const T* in = x;
   const size_t L = layers_.size();
   for (size_t i = 0; i < L; ++i) {
@@ -82,15 +94,33 @@ const T* Model<T>::forward(const T* x, int n, bool training) {
     while (j < L && layers_[j]->per_example()) ++j;
     if (j > i + 1) {
       for (size_t k = i + 1; k < j; ++k) layers_[k]->begin_examples(n);
-      const bool chained = layers_[i]->forward_then(in, acts_[i].data(), n, training, [&](int i0, int i1) {
-        observe(i, i0, i1);
+      // Outputs [i, j - 1) in each thread's scratch when backward will not read them (set_keep_outputs).
+      bool transient = !keep && chain_outputs_unread(i, j);
+      auto rows = [&](size_t k, int i0, int t) -> T* {
+        return transient && k + 1 < j ? transient_[k].data() + size_t(t) * numel(layers_[k]->out_shape())
+                                      : acts_[k].data() + size_t(i0) * numel(layers_[k]->out_shape());
+      };
+      const size_t in_per = numel(layers_[i]->in_shape());
+      const auto then = [&](int i0, int i1) {
+        const int t = omp_get_thread_num();
+        observe(i, i0, i1, in + size_t(i0) * in_per, rows(i, i0, t));
         for (size_t k = i + 1; k < j; ++k) {
-          layers_[k]->forward_examples(acts_[k - 1].data(), acts_[k].data(), i0, i1);
-          observe(k, i0, i1);
+          const T* xk = rows(k - 1, i0, t);
+          T* yk = rows(k, i0, t);
+          layers_[k]->forward_examples(xk, yk, i0, i1);
+          observe(k, i0, i1, xk, yk);
         }
-      });
+      };
+      const ChainOut<T> kept{acts_[i].data(), nullptr, numel(layers_[i]->out_shape()), 0};
+      const ChainOut<T> scratch{nullptr, transient_[i].data(), kept.per, chain_threads_};
+      bool chained = transient && layers_[i]->forward_then(in, scratch, n, training, then);
+      if (!chained) {
+        transient = false;
+        chained = layers_[i]->forward_then(in, kept, n, training, then);
+      }
       if (chained) {
-        for (size_t k = i; k < j; ++k) out_[k] = acts_[k].data();
+        for (size_t k = i; k < j; ++k) out_[k] = transient && k + 1 < j ? nullptr : acts_[k].data();
+        dropped_ = dropped_ || transient;
         in = out_[j - 1];
         i = j - 1;
         continue;
@@ -98,14 +128,25 @@ const T* Model<T>::forward(const T* x, int n, bool training) {
     }
     if (!layers_[i]->is_view()) layers_[i]->forward(in, acts_[i].data(), n, training);
     out_[i] = layers_[i]->is_view() ? in : acts_[i].data();
+    observe(i, 0, n, in, out_[i]);
     in = out_[i];
-    observe(i, 0, n);
   }
   return in;
 }
 
+// A convolution's output and the ReLU's after it are read by backward only through the ReLU's backward, which the
+// max pooling after them takes over (reading its own output and argmax): the chain conv, ReLU, max pooling.
+template <class T>
+bool Model<T>::chain_outputs_unread(size_t i, size_t j) const {
+  return j == i + 3 && !layers_[i]->backward_reads_output() && plain_relu(i + 1) &&
+         layers_[i + 2]->relu_backward_from_output();
+}
+
 template <class T>
 void Model<T>::backward(const T* doutput, int n, const std::function<void(size_t, T*, int)>& extra) {
+  if (extra && dropped_)
+    throw std::logic_error("Model::backward: an `extra` hook after a forward pass that kept not every output "
+                           "(set_keep_outputs(true) first)");
   const size_t L = layers_.size();
   T* dy = dacts_[L - 1].data();
   std::memcpy(dy, doutput, sizeof(T) * size_t(n) * numel(output_shape()));

@@ -153,7 +153,7 @@ void Monitor::begin_forward(int n) {
 // Examples [i0, i1) of a watched layer's output are done: called from the thread that made them. Each thread adds
 // into its own slot; the per-example sums land at their example's index, so their total, summed in example order
 // by after_forward, does not depend on how the examples were shared.
-void Monitor::rows_done(size_t layer, int i0, int i1) {
+void Monitor::rows_done(size_t layer, int i0, int i1, const float* x, const float* y) {
   if (layer >= watch_of_.size() || watch_of_[layer] < 0) return;
   const size_t w = size_t(watch_of_[layer]);
   const size_t per = size_t(watched_[w].units) * size_t(watched_[w].spatial);
@@ -163,23 +163,21 @@ void Monitor::rows_done(size_t layer, int i0, int i1) {
     {
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
       const int a = i0 + int(long(i1 - i0) * t / nt), b = i0 + int(long(i1 - i0) * (t + 1) / nt);
-      if (b > a) observe(w, slots_[size_t(t)], a, b);
+      if (b > a) observe(w, slots_[size_t(t)], a, b, x + size_t(a - i0) * per, y + size_t(a - i0) * per);
     }
     return;
   }
   const size_t t = size_t(omp_get_thread_num());
   if (t + 1 < slots_.size()) {
-    observe(w, slots_[t], i0, i1);
+    observe(w, slots_[t], i0, i1, x, y);
     return;
   }
 #pragma omp critical(rectifier_monitor_slot)
-  observe(w, slots_.back(), i0, i1);
+  observe(w, slots_.back(), i0, i1, x, y);
 }
 
-void Monitor::observe(size_t wi, Slot& slot, int i0, int i1) {
+void Monitor::observe(size_t wi, Slot& slot, int i0, int i1, const float* x0, const float* y0) {
   const Watched& w = watched_[wi];
-  const float* y = model_.layer_output(w.layer);
-  const float* x = model_.layer_input(w.layer);
   const size_t U = size_t(w.units), P = size_t(w.spatial), per = U * P;
   int32_t* act = slot.active[wi].data();
   // Dense units: every value counted. Conv channels: a channel already seen active (this epoch, or by this thread
@@ -190,7 +188,7 @@ void Monitor::observe(size_t wi, Slot& slot, int i0, int i1) {
   if (P == 1) {
     size_t z = 0;
     for (int i = i0; i < i1; ++i) {
-      const float* yi = y + size_t(i) * per;
+      const float* yi = y0 + size_t(i - i0) * per;
       int32_t zi = 0;
 #pragma omp simd reduction(+ : zi)
       for (size_t u = 0; u < U; ++u) {  // 32-bit flags and counts keep the loop in SIMD
@@ -204,15 +202,15 @@ void Monitor::observe(size_t wi, Slot& slot, int i0, int i1) {
   } else {
     for (int i = i0; i < i1; ++i)
       for (size_t u = 0; u < U; ++u)
-        if (!w.active[u] && !act[u]) act[u] = any_nonzero(y + size_t(i) * per + u * P, P);
+        if (!w.active[u] && !act[u]) act[u] = any_nonzero(y0 + size_t(i - i0) * per + u * P, P);
     hi = std::min(hi, kMomentSample);
-    if (hi > lo) slot.zeros[wi] += count_zeros(y + lo, hi - lo);
+    if (hi > lo) slot.zeros[wi] += count_zeros(y0, hi - lo);
   }
   if (w.saturates && hi > lo) {
     const bool sig = w.name == "sigmoid";
     size_t sat = 0;
 #pragma omp simd reduction(+ : sat)
-    for (size_t j = lo; j < hi; ++j) sat += sig ? (y[j] < 0.01f || y[j] > 0.99f) : (y[j] < -0.99f || y[j] > 0.99f);
+    for (size_t j = 0; j < hi - lo; ++j) sat += sig ? (y0[j] < 0.01f || y0[j] > 0.99f) : (y0[j] < -0.99f || y0[j] > 0.99f);
     slot.saturated[wi] += sat;
   }
   // Pre-activation moments of the batch's first values, at most kMomentSample (a random sample: the batch is
@@ -220,7 +218,7 @@ void Monitor::observe(size_t wi, Slot& slot, int i0, int i1) {
   const int rows = int(ex_sum_[wi].size());
   for (int i = i0; i < std::min(i1, rows); ++i) {
     const size_t a = size_t(i) * per, b = std::min(a + per, kMomentSample);
-    moments(x + a, b - a, ex_sum_[wi][size_t(i)], ex_sq_[wi][size_t(i)]);
+    moments(x0 + (a - size_t(i0) * per), b - a, ex_sum_[wi][size_t(i)], ex_sq_[wi][size_t(i)]);
   }
 }
 
@@ -278,6 +276,7 @@ std::optional<std::string> Monitor::find_nonfinite_activation() const {
   for (size_t i = 0; i < model_.num_layers(); ++i) {
     const size_t n = numel(model_.layer(i).out_shape());
     const float* y = model_.layer_output(i);
+    if (!y) continue;  // not kept (Model::set_keep_outputs): the trainer runs the batch again keeping them all
     const size_t rows = size_t(last_n_);  // the buffers hold more rows than the last batch filled
     for (size_t j = 0; j < n * rows; ++j)
       if (!std::isfinite(y[j]))

@@ -182,6 +182,14 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
   const long steps_per_epoch = long((N + size_t(B) - 1) / size_t(B));
   // Everything the loop touches is allocated here, once.
   model.reserve(B);
+  // The forward pass keeps only the outputs backward reads (Model::set_keep_outputs), but for the activation
+  // penalty, whose hook reads them all; as it was after training.
+  struct KeepOutputs {
+    Model<float>& m;
+    bool was;
+    ~KeepOutputs() { m.set_keep_outputs(was); }
+  } keep_outputs{model, model.keep_outputs()};
+  model.set_keep_outputs(cfg.l1_activation > 0);
   Buffer<float> x(size_t(B) * D), dout(size_t(B) * K), last_good(cfg.stop_on_nonfinite ? model.num_params() : 0);
   std::vector<uint32_t> perm(N);
   for (size_t i = 0; i < N; ++i) perm[i] = uint32_t(i);
@@ -221,8 +229,14 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
       std::optional<std::string> bad;
       if (!std::isfinite(r.loss)) {
         bad = "the loss is " + std::string(std::isnan(r.loss) ? "NaN" : "infinite");
-        if (monitor)
+        if (monitor) {
+          if (!model.keep_outputs()) {  // the batch again, keeping every layer's output, to find the first bad one
+            model.set_keep_outputs(true);
+            model.forward(x.data(), n, true);
+            model.set_keep_outputs(false);
+          }
           if (auto where = monitor->find_nonfinite_activation()) *bad += "; " + *where;
+        }
       }
       if (!bad) model.backward(dout.data(), n, l1_hook);  // the grads are zero: the last step cleared them
       // Without clipping, the monitor's gradient norms, non-finite check and update ratios are taken in the

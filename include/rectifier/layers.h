@@ -33,6 +33,18 @@ struct State {
   int64_t* counter = nullptr; // num_batches_tracked
 };
 
+// Where a chain's first layer (Layer::forward_then) writes example i's output: y + i * per when y is set (the
+// model's buffer for the whole batch), else scratch + t * per on thread t < threads (a transient output: one
+// example per thread, overwritten by the thread's next example once the chained layers have read it).
+template <class T>
+struct ChainOut {
+  T* y = nullptr;
+  T* scratch = nullptr;
+  size_t per = 0;
+  int threads = 0;
+  T* at(int i, int t) const { return y ? y + size_t(i) * per : scratch + size_t(t) * per; }
+};
+
 template <class T>
 class Layer {
  public:
@@ -60,16 +72,22 @@ class Layer {
   // Chaining: a layer whose forward is independent per example (activations, pooling) can run inside the parallel
   // loop of the layer before it, range of examples by range, while that layer's output is still in cache
   // (Model::forward chains them after a convolution). begin_examples(n) comes first, on one thread, then
-  // forward_examples for disjoint ranges [i0, i1) from any thread; x and y point at the batch's example 0.
+  // forward_examples for disjoint ranges [i0, i1) from any thread; x and y point at example i0's input and output.
   virtual bool per_example() const { return false; }
   virtual void begin_examples(int /*n*/) {}
   virtual void forward_examples(const T* /*x*/, T* /*y*/, int /*i0*/, int /*i1*/) {}
-  // forward, calling then(i0, i1) on the same thread as soon as examples [i0, i1) of y are done. Returns false (and
-  // does nothing) when the layer cannot; the model then runs forward and the chained layers one after the other.
-  virtual bool forward_then(const T* /*x*/, T* /*y*/, int /*n*/, bool /*training*/,
+  // forward, writing example i's output at out.at(i, thread) and calling then(i0, i1) on the same thread as soon as
+  // examples [i0, i1) are done. Returns false (and does nothing) when the layer cannot, or cannot write to a
+  // transient out (out.y null: one example's room per thread); the model then runs the layers one after the other.
+  virtual bool forward_then(const T* /*x*/, const ChainOut<T>& /*out*/, int /*n*/, bool /*training*/,
                             const std::function<void(int, int)>& /*then*/) {
     return false;
   }
+  // What backward reads, so that the model may drop outputs no one will read (Model::set_keep_outputs): whether
+  // backward reads y (its own output), and whether backward_through_relu always runs and reads only y and dy, not
+  // x (the ReLU's output: max pooling, which keeps its argmax).
+  virtual bool backward_reads_output() const { return true; }
+  virtual bool relu_backward_from_output() const { return false; }
   // Backward through this layer and the ReLU (derivative 0 at 0) that feeds it, in one pass: dx is the gradient with
   // respect to the ReLU's input; x, y and dy are this layer's input (the ReLU's output), output and output gradient;
   // the parameter gradients are added as by backward. Max pooling can (a window's gradient passes only where its

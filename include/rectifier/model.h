@@ -23,13 +23,17 @@ struct NamedTensor {
 };
 
 // Sees each layer's output as the forward pass makes it (the monitor's activation statistics, taken while the rows
-// are in cache and on the threads that made them). begin_forward(n) first, then rows_done(layer, i0, i1) once rows
-// (examples) [i0, i1) of the layer's output are final: from the thread that made them, inside the parallel loop
-// of a chained layer (concurrently for disjoint ranges), or from the caller's thread after the layer's forward.
+// are in cache and on the threads that made them). begin_forward(n) first, then rows_done(layer, i0, i1, x, y) once
+// rows (examples) [i0, i1) of the layer's output are final, x and y pointing at example i0's input and output: from
+// the thread that made them, inside the parallel loop of a chained layer (concurrently for disjoint ranges), or from
+// the caller's thread after the layer's forward. x and y may be a thread's scratch, valid only during the call.
+template <class T>
 struct ForwardObserver {
   virtual ~ForwardObserver() = default;
   virtual void begin_forward(int n) = 0;
-  virtual void rows_done(size_t layer, int i0, int i1) = 0;
+  virtual void rows_done(size_t layer, int i0, int i1, const T* x, const T* y) = 0;
+  // Whether this forward pass must keep every layer's output for the observer to read after it (layer_output).
+  virtual bool wants_outputs() const { return false; }
 };
 
 template <class T>
@@ -65,9 +69,17 @@ class Model {
   Layer<T>& layer(size_t i) { return *layers_[i]; }
   const Layer<T>& layer(size_t i) const { return *layers_[i]; }
   // Layer i's input and output for the last forward (input of layer 0 is the caller's x).
-  // A view layer's (flatten) output is its input.
+  // A view layer's (flatten) output is its input. Null for an output the last forward did not keep (below).
   const T* layer_input(size_t i) const { return i == 0 ? input_ : out_[i - 1]; }
   const T* layer_output(size_t i) const { return out_[i]; }
+  // On (the default), forward keeps every layer's output. Off, it keeps what backward reads: a convolution's output
+  // and the ReLU's after it, chained into a max pooling, are then made image by image in each thread's scratch and
+  // read there by the ReLU and the pooling, never written to memory (20 of the reference CNN's 22 MB of activations
+  // per batch of 128), and layer_output is null for them. Backward then takes no `extra` hook. The trainer turns it
+  // off (but with an activation penalty), and so does Predictor; an observer that wants the outputs of a pass
+  // (ForwardObserver::wants_outputs) gets them all.
+  void set_keep_outputs(bool on) { keep_outputs_ = on; }
+  bool keep_outputs() const { return keep_outputs_; }
   // Gradient of the loss with respect to layer i's output, for the last backward: null for a ReLU whose backward
   // ran inside the max pooling or dense layer after it (Layer::backward_through_relu; not when backward has an
   // `extra` hook).
@@ -89,8 +101,8 @@ class Model {
   void seed_layers(uint64_t seed);
 
   // Every forward pass reports to the observers (not owned; remove one before it goes).
-  void add_observer(ForwardObserver* o) { observers_.push_back(o); }
-  void remove_observer(ForwardObserver* o) { std::erase(observers_, o); }
+  void add_observer(ForwardObserver<T>* o) { observers_.push_back(o); }
+  void remove_observer(ForwardObserver<T>* o) { std::erase(observers_, o); }
 
  private:
   friend class Predictor<T>;
@@ -100,22 +112,27 @@ class Model {
     for (auto& l : layers_) l->freeze(on);
     if (on) observers_.clear();
   }
-  void observe(size_t layer, int i0, int i1) {
-    for (ForwardObserver* o : observers_) o->rows_done(layer, i0, i1);
+  void observe(size_t layer, int i0, int i1, const T* x, const T* y) {
+    for (ForwardObserver<T>* o : observers_) o->rows_done(layer, i0, i1, x, y);
   }
   bool plain_relu(size_t i) const;  // layer i is a ReLU with derivative 0 at 0
+  // Whether backward reads none of the outputs of layers [i, j - 1) of a chain [i, j) (Model::forward).
+  bool chain_outputs_unread(size_t i, size_t j) const;
   std::vector<LayerSpec> specs_;
   Shape input_shape_;
   std::vector<std::unique_ptr<Layer<T>>> layers_;
   Buffer<T> params_, grads_;
   std::vector<Buffer<T>> acts_, dacts_;  // a view layer has no output buffer
   std::vector<const T*> out_;            // each layer's output for the last forward (a view's: its input)
+  std::vector<Buffer<T>> transient_;     // per layer: one example's output per thread (set_keep_outputs(false))
+  int chain_threads_ = 1;                // the threads transient_ has room for
+  bool keep_outputs_ = true, dropped_ = false;  // dropped_: the last forward kept not every output
   std::vector<T*> dout_;                 // each layer's output gradient for the last backward
   Buffer<T> dinput_;
   const T* input_ = nullptr;
   int capacity_ = 0;
   bool want_input_grad_ = false;
-  std::vector<ForwardObserver*> observers_;
+  std::vector<ForwardObserver<T>*> observers_;
 };
 
 // A model with what it needs beyond its layers: how inputs are scaled and what the outputs mean.

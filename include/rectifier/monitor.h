@@ -30,7 +30,7 @@ struct Warning {
 
 // The activation statistics are taken as the forward pass makes each layer's output (Model's ForwardObserver),
 // and after_forward adds the last forward's to the epoch's.
-class Monitor : ForwardObserver {
+class Monitor : ForwardObserver<float> {
  public:
   explicit Monitor(Model<float>& model, MonitorConfig cfg = {});
   ~Monitor() override;
@@ -80,8 +80,11 @@ class Monitor : ForwardObserver {
     std::vector<size_t> zeros, saturated;
   };
   void begin_forward(int n) override;
-  void rows_done(size_t layer, int i0, int i1) override;
-  void observe(size_t w, Slot& slot, int i0, int i1);  // examples [i0, i1) of watched layer w
+  void rows_done(size_t layer, int i0, int i1, const float* x, const float* y) override;
+  // the histogram batches read the watched layers' inputs after the pass
+  bool wants_outputs() const override { return batch_ % cfg_.hist_every == 0; }
+  // examples [i0, i1) of watched layer w: x and y at example i0's input and output
+  void observe(size_t w, Slot& slot, int i0, int i1, const float* x, const float* y);
   std::vector<int> watch_of_;                  // per model layer: its index in watched_, or -1
   std::vector<Slot> slots_;                    // one per thread, and the last for threads beyond (under a lock)
   std::vector<std::vector<double>> ex_sum_, ex_sq_;  // per watched layer and example: pre-activation sums

@@ -22,8 +22,11 @@ class Predictor {
  public:
   // Takes the model (std::move it in) and readies it for batches of up to `batch` examples (more are made room for
   // on demand, outside any timed loop one hopes). Its observers are dropped: a predictor runs none.
-  explicit Predictor(Model<T> model, int batch = 1) : model_(std::move(model)) {
+  // Only the outputs a later layer reads are kept (Model::set_keep_outputs): a convolution's output and the ReLU's
+  // after it stay in cache.
+  explicit Predictor(Model<T> model, int batch = 1) : model_(std::move(model)), keep_outputs_(model_.keep_outputs()) {
     model_.freeze(true);
+    model_.set_keep_outputs(false);
     model_.reserve(batch);
   }
   Predictor(Predictor&&) noexcept = default;
@@ -45,11 +48,13 @@ class Predictor {
   // The model back, to train it further: the inference layouts are dropped.
   Model<T> release() && {
     model_.freeze(false);
+    model_.set_keep_outputs(keep_outputs_);
     return std::move(model_);
   }
 
  private:
   Model<T> model_;
+  bool keep_outputs_;  // the model's setting, given back by release
 };
 
 }  // namespace rectifier
