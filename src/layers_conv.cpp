@@ -9,6 +9,7 @@
 #include "kernels/conv_kernels.h"
 #include "kernels/gemm.h"
 #include "kernels/sparse.h"
+#include "kernels/winograd.h"
 #include "layers_internal.h"
 
 namespace rectifier {
@@ -56,6 +57,10 @@ class Conv2D final : public Layer<T> {
       wr_.resize(kernels::direct_weights_floats(g_));
       wt_.resize(kernels::direct_weights_floats(gt));
       group_.resize(kernels::direct_grad_image_floats(g_) * size_t(kGroup) * size_t(threads_));
+    }
+    if (winograd()) {
+      wu_.resize(kernels::winograd_weights_floats(g_));
+      wino_.resize(kernels::winograd_layout(g_).scratch * size_t(threads_));
     }
     dw_.resize((K() + 1) * size_t(g_.oc) * size_t(kChunks));  // weights, then bias, per chunk of images
     if (sparse_applies()) {
@@ -123,12 +128,19 @@ class Conv2D final : public Layer<T> {
       if (direct()) {
         const size_t in_sz = size_t(g_.c) * g_.h * g_.w;
         const int threads = out.y ? threads_ : std::min(threads_, out.threads);
-        kernels::pack_direct_weights(g_, this->params_[0].value, false, wr_.data());
+        const bool wino = winograd();
+        if (wino && !frozen_) kernels::winograd_weights(g_, this->params_[0].value, wu_.data());
+        if (!wino) kernels::pack_direct_weights(g_, this->params_[0].value, false, wr_.data());
+        const size_t wino_scratch = wino ? kernels::winograd_layout(g_).scratch : 0;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 2)
         for (int i = 0; i < n; ++i) {
           const int t = omp_get_thread_num();
-          kernels::conv_direct(g_, x + size_t(i) * in_sz, wr_.data(), this->params_[1].value, out.at(i, t),
-                               scratch_.data() + size_t(t) * direct_scratch_);
+          if (wino)
+            kernels::conv_winograd(g_, x + size_t(i) * in_sz, wu_.data(), this->params_[1].value, out.at(i, t),
+                                   wino_.data() + size_t(t) * wino_scratch);
+          else
+            kernels::conv_direct(g_, x + size_t(i) * in_sz, wr_.data(), this->params_[1].value, out.at(i, t),
+                                 scratch_.data() + size_t(t) * direct_scratch_);
           if (then) then(i, i + 1);
         }
         return true;
@@ -337,6 +349,16 @@ class Conv2D final : public Layer<T> {
   }
   bool last_backward_sparse() const override { return last_sparse_; }
   bool backward_reads_output() const override { return false; }
+  // Inference: the Winograd path's transformed weights are made once.
+  void freeze(bool on) override {
+    frozen_ = false;
+    if constexpr (std::is_same_v<T, float>) {
+      if (!on || !winograd()) return;
+      wu_.resize(kernels::winograd_weights_floats(g_));
+      kernels::winograd_weights(g_, this->params_[0].value, wu_.data());
+      frozen_ = true;
+    }
+  }
   std::string torch_module() const override {
     std::string t = "nn.Conv2d(" + std::to_string(g_.c) + ", " + std::to_string(g_.oc) + ", " + std::to_string(g_.k);
     if (g_.stride != 1) t += ", stride=" + std::to_string(g_.stride);
@@ -352,6 +374,9 @@ class Conv2D final : public Layer<T> {
   // float, stride 1: forward and input gradient by direct convolution (kernels/conv_hwy.cpp), weight gradient by
   // im2col + GEMM. double (the gradient checks) and other strides: im2col + GEMM throughout.
   bool direct() const { return std::is_same_v<T, float> && kernels::direct_conv_applies(g_); }
+  // float, stride 1, 3x3 or 5x5, at least 8 input channels: the forward pass by Winograd's F(4x4, 3x3) or
+  // F(2x2, 5x5) (kernels/winograd.h) instead of the direct convolution
+  bool winograd() const { return std::is_same_v<T, float> && kernels::winograd_applies(g_); }
   // float, stride 1, a window row of at least 8 floats (k * c; the first layer of an image net, c = 1, is not: its
   // 5-float rows through these lists, 8 floats at a time, were measured no faster than the direct path, at 11-13%
   // non-zero) and at least two output rows (the input gradient's pairs of windows must not overlap): the sparse
@@ -381,6 +406,9 @@ class Conv2D final : public Layer<T> {
   // direct path: per-thread scratch, packed forward and input-gradient weights, per-thread weight-gradient groups
   Buffer<float> scratch_, wr_, wt_, group_;
   size_t direct_scratch_ = 0;
+  // Winograd path: the transformed weights (made once while frozen) and per-thread scratch, zero from allocation
+  Buffer<float> wu_, wino_;
+  bool frozen_ = false;
   // sparse path (sparse_backward): per-thread grids, weight-gradient accumulators and lists; shared weights in
   // [oc][k][k][c] and the input gradient's window offsets
   Buffer<float> sp_grid_, sp_dw_, sp_val_, sp_wh_;

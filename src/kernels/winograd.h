@@ -1,0 +1,47 @@
+// Winograd convolution F(m x m, k x k) for one float image, stride 1, k = 5 (m = 2) or k = 3 (m = 4): both on
+// 6 x 6 input tiles, with the points 0, 1, -1, 2, -2 and infinity (Lavin and Gray, "Fast Algorithms for
+// Convolutional Neural Networks", 2016). Each m x m block of outputs is
+//   Y = A^T [ sum over c of (G g_(o,c) G^T) .* (B^T d_c B) ] A,
+// d_c the 6 x 6 input tile of channel c: 36 multiplications per input channel and output channel for m * m outputs
+// where the direct convolution takes m * m * k * k (2.8x fewer for 5x5, 4x for 3x3). The 36 element-wise products,
+// summed over the channels, are 36 matrix products (tiles x channels) (channels x output channels), the bulk of the
+// work. The transforms run with the channels in the vector lanes (the input padded into HWC order).
+// In exact arithmetic the result is the convolution's; in float it differs by rounding (the transforms' constants
+// reach 8 and 1/24), within 1e-5 of the output's scale in the tests. A non-finite input value makes the whole tile's
+// outputs non-finite (the direct convolution: only those whose windows hold it). conv2d_ref (conv_kernels.h) is the
+// oracle (tests/winograd_test.cpp).
+#pragma once
+#include <cstddef>
+
+#include "kernels/conv_kernels.h"
+
+namespace rectifier::kernels {
+
+constexpr int kWinoAlpha = 6;                     // input tile side
+constexpr int kWinoF = kWinoAlpha * kWinoAlpha;   // transformed elements per tile
+constexpr size_t kWinoChannelPad = 16;            // channels are padded to this (the widest vector's lanes)
+
+// Stride 1, k = 3 or 5, padding at most k - 1, at least 8 input channels (fewer fill too little of the vectors
+// the channels are padded to).
+bool winograd_applies(const ConvGeometry& g);
+
+struct WinogradLayout {
+  int m = 0;            // output tile side, 7 - k
+  int th = 0, tw = 0;   // tiles down and across
+  int hg = 0, wg = 0;   // the padded input grid: th m + k - 1 by tw m + k - 1
+  size_t cp = 0, ocp = 0;  // channels and output channels, padded to kWinoChannelPad
+  size_t scratch = 0;   // floats of per-image scratch (the grid, a block's transformed tiles and products)
+};
+WinogradLayout winograd_layout(const ConvGeometry& g);
+
+// The weights transformed, U (f, c, o) = (G W (o, c) G^T) (f), f in [0, 36), zero for the padding channels: computed
+// in double from W (oc, c, k, k), winograd_weights_floats(g) floats.
+size_t winograd_weights_floats(const ConvGeometry& g);
+void winograd_weights(const ConvGeometry& g, const float* W, float* U);
+
+// y (oc, oh, ow) = the convolution of x (c, h, w) with the weights U, plus bias (if not null). scratch:
+// winograd_layout(g).scratch floats, zero when allocated and written by nothing else (only the insides of the
+// padded grid are ever written, so its borders stay zero).
+void conv_winograd(const ConvGeometry& g, const float* x, const float* U, const float* bias, float* y, float* scratch);
+
+}  // namespace rectifier::kernels
