@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
+#include "kernels/convert.h"
 #include "rectifier/error.h"
 #include "rectifier/rng.h"
 
@@ -32,7 +34,8 @@ void Dataset::gather(const uint32_t* idx, int n, T* out) const {
       }
       const uint8_t* src = pixels.data() + size_t(idx[i]) * d;
       T* dst = out + size_t(i) * d;
-      for (size_t j = 0; j < d; ++j) dst[j] = T(src[j]) * s;
+      if constexpr (std::is_same_v<T, float>) kernels::scale_bytes(src, d, s, dst);
+      else for (size_t j = 0; j < d; ++j) dst[j] = T(src[j]) * s;
     }
   } else {
     for (int i = 0; i < n; ++i) {
@@ -47,10 +50,12 @@ template <class T>
 void Dataset::gather_range(size_t first, int n, T* out) const {
   const size_t m = size_t(n) * numel(shape), off = first * numel(shape);
   const T s = T(scale);
-  if (is_images())
-    for (size_t j = 0; j < m; ++j) out[j] = T(pixels[off + j]) * s;
-  else
+  if (is_images()) {
+    if constexpr (std::is_same_v<T, float>) kernels::scale_bytes(pixels.data() + off, m, s, out);
+    else for (size_t j = 0; j < m; ++j) out[j] = T(pixels[off + j]) * s;
+  } else {
     for (size_t j = 0; j < m; ++j) out[j] = T(features[off + j]) * s;
+  }
 }
 
 template void Dataset::gather<float>(const uint32_t*, int, float*) const;

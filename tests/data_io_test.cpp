@@ -3,7 +3,9 @@
 #include <zlib.h>
 
 #include <filesystem>
+#include <cstring>
 #include <fstream>
+#include "kernels/convert.h"
 #include "rectifier/data.h"
 #include "rectifier/error.h"
 #include "rectifier/io.h"
@@ -232,4 +234,19 @@ TEST(Npy, HeaderAndDataAreNumPyFormat) {
   EXPECT_EQ(last, 6.0f);
 }
 
+}  // namespace rectifier
+
+namespace rectifier {
+// The gather's conversion (kernels/convert.h) against the plain loop, bit for bit, over every byte value and
+// lengths around the vector widths.
+TEST(DataKernel, ScaleBytesMatchesPlainLoop) {
+  std::vector<uint8_t> src(1000);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 37 + i / 256);
+  for (size_t n : {0, 1, 7, 15, 16, 17, 31, 33, 63, 64, 65, 784, 1000}) {
+    std::vector<float> got(n + 1, -1.0f), want(n + 1, -1.0f);
+    kernels::scale_bytes(src.data(), n, 1.0f / 255, got.data());
+    kernels::scale_bytes_ref(src.data(), n, 1.0f / 255, want.data());
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), (n + 1) * sizeof(float)), 0) << n;  // and nothing past n
+  }
+}
 }  // namespace rectifier
