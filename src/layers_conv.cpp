@@ -63,6 +63,9 @@ class Conv2D final : public Layer<T> {
       wino_.resize(kernels::winograd_layout(g_).scratch * size_t(threads_));
     }
     dw_.resize((K() + 1) * size_t(g_.oc) * size_t(kChunks));  // weights, then bias, per chunk of images
+    chunk_images_ = std::max(1, (batch + kChunks - 1) / kChunks);  // the most images a chunk of a batch holds
+    capacity_ = batch;
+    chain_dy_.resize(size_t(g_.oc) * P() * size_t(chunk_images_) * size_t(threads_));
     if (sparse_applies()) {
       const size_t grid = size_t(g_.h + 2 * g_.pad) * size_t(g_.w + 2 * g_.pad) * size_t(g_.c), T_ = size_t(threads_);
       // dW's lists run through up to kGroup images at a time (a chunk's, for a batch of 128), as the direct path
@@ -149,6 +152,25 @@ class Conv2D final : public Layer<T> {
     return false;
   }
   void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
+    const size_t out_sz = size_t(g_.oc) * P();
+    backward_chunks(x, dx, n, [&](int i0, int, int) { return dy + size_t(i0) * out_sz; });
+  }
+  // Each chunk's dy made by the layers after this one (a ReLU's backward inside a max pooling's) on the thread
+  // that then uses it, into that thread's scratch (chain_dy_: a chunk of images, in cache) instead of a buffer for
+  // the batch that is written whole and read back from memory.
+  bool backward_chained(const T* x, const std::function<void(int, int, T*)>& dy_for, T* dx, int n) override {
+    const size_t room = size_t(g_.oc) * P() * size_t(chunk_images_);
+    if (n > capacity_) return false;
+    backward_chunks(x, dx, n, [&](int i0, int i1, int t) -> const T* {
+      T* buf = chain_dy_.data() + size_t(t) * room;
+      dy_for(i0, i1, buf);
+      return buf;
+    });
+    return true;
+  }
+  // Backward over chunks of images, each chunk's dy from dy_chunk(i0, i1, thread) (pointing at image i0's).
+  template <class DyChunk>
+  void backward_chunks(const T* x, T* dx, int n, DyChunk&& dy_chunk) {
     const int K = int(this->K()), P = int(this->P());
     const T* W = this->params_[0].value;
     const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P, acc = (size_t(K) + 1) * g_.oc;
@@ -175,15 +197,16 @@ class Conv2D final : public Layer<T> {
         T* db = dw + size_t(K) * g_.oc;
         std::fill(dw, dw + acc, T(0));
         const int i0 = int(long(n) * ch / chunks), i1 = int(long(n) * (ch + 1) / chunks);
+        const T* dyc = dy_chunk(i0, i1, t);  // images [i0, i1) of dy
         if constexpr (std::is_same_v<T, float>) {
           // whether the chunk's dy is mostly zero (the paths give the same gradients but for rounding: the choice
           // is one of speed)
           auto mostly_zero = [&] {
             const size_t m = size_t(i1 - i0) * out_sz;
-            return double(kernels::count_nonzero(dy + size_t(i0) * out_sz, m)) <= kSparseDensity * double(m);
+            return double(kernels::count_nonzero(dyc, m)) <= kSparseDensity * double(m);
           };
           if (sparse_applies() && mostly_zero()) {
-            sparse_backward(x, dy, dx, i0, i1, dw, t);
+            sparse_backward(x, dyc, dx, i0, i1, dw, t);
 #pragma omp atomic
             ++sparse_chunks;
             continue;
@@ -193,19 +216,19 @@ class Conv2D final : public Layer<T> {
             float* xp = thread_group(t);  // the direct path's buffer: its first image's planes
             for (int i = i0; i < i1; ++i) {
               kernels::direct_pad_input(g_, x + size_t(i) * in_sz, xp, false);
-              kernels::patch_weight_grad(g_, xp, dy + size_t(i) * out_sz, dw, db);
+              kernels::patch_weight_grad(g_, xp, dyc + size_t(i - i0) * out_sz, dw, db);
             }
 #pragma omp atomic
             ++sparse_chunks;
             continue;
           }
           if (direct()) {
-            direct_backward(x, dy, dx, i0, i1, dw, t);
+            direct_backward(x, dyc, dx, i0, i1, dw, t);
             continue;
           }
         }
         for (int i = i0; i < i1; ++i) {
-          const T* dyi = dy + size_t(i) * out_sz;
+          const T* dyi = dyc + size_t(i - i0) * out_sz;
           for (int o = 0; o < g_.oc; ++o) db[o] += kernels::sum8(dyi + size_t(o) * P, size_t(P));
           const T* xcol = x + size_t(i) * in_sz;
           if (!pointwise()) {
@@ -233,7 +256,8 @@ class Conv2D final : public Layer<T> {
       for (int o = 0; o < g_.oc; ++o) dB[o] += dw[size_t(K) * g_.oc + o];
     }
   }
-  // The direct path's backward for images [i0, i1) on thread t: weight gradient into dw (then the bias after it)
+  // The direct path's backward for images [i0, i1) (dy at image i0's) on thread t: weight gradient into dw (then the
+  // bias after it)
   // by groups of up to kGroup images, input gradient per image from the same gridded dy.
   void direct_backward(const float* x, const float* dy, float* dx, int i0, int i1, float* dw, int t) {
     const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P();
@@ -246,7 +270,7 @@ class Conv2D final : public Layer<T> {
       // nothing else, and its padding stays zero from allocation.
       for (int j = 0; j < G; ++j) {
         kernels::direct_pad_input(g_, x + size_t(s + j) * in_sz, group + size_t(j) * per, false);
-        kernels::direct_grid_output(g_, dy + size_t(s + j) * out_sz, group + size_t(j) * per + planes, db, false);
+        kernels::direct_grid_output(g_, dy + size_t(s + j - i0) * out_sz, group + size_t(j) * per + planes, db, false);
       }
       kernels::direct_weight_grad(g_, group, G, dw);
       if (dx)  // dx = dy correlated with the flipped weights, read from the same grid
@@ -263,7 +287,7 @@ class Conv2D final : public Layer<T> {
   //   dW (o, ky, :) += sum over the positions p where dy (o, p) != 0 of dy (o, p) x (window row ky at p),
   //   dx (window row ky at p) += sum over the channels o where dy (o, p) != 0 of dy (o, p) W (o, ky, :),
   // the latter with spmm_rows_at, as the windows overlap (or spmm_scatter, when there are only a few channels per
-  // position). Images [i0, i1) on thread t; dw as in direct_backward.
+  // position). Images [i0, i1) on thread t (dy at image i0's); dw as in direct_backward.
   // Each gradient is summed in a fixed order per chunk: the result does not depend on the threads, and differs
   // from the dense paths' by rounding only (the zeros add nothing).
   void sparse_backward(const float* x, const float* dy, float* dx, int i0, int i1, float* dw, int t) {
@@ -290,7 +314,7 @@ class Conv2D final : public Layer<T> {
       std::fill(count, count + OC, 0);
       for (int i = g0; i < g1; ++i) {
         const float* xi = x + size_t(i) * in_sz;
-        const float* dyi = dy + size_t(i) * out_sz;
+        const float* dyi = dy + size_t(i - i0) * out_sz;
         float* xh = xg + size_t(i - g0) * grid;
         const int32_t first = int32_t(size_t(i - g0) * grid / size_t(C));  // the grid's first row for the kernel
         for (int c = 0; c < C; ++c)
@@ -402,7 +426,9 @@ class Conv2D final : public Layer<T> {
   static constexpr int kGroup = 8;    // direct path: images per weight-gradient call
   kernels::ConvGeometry g_{};
   int threads_ = 1;
+  int chunk_images_ = 1, capacity_ = 0;  // reserve's batch, and the most images in one of its chunks
   Buffer<T> col_, dw_, plane_;
+  Buffer<T> chain_dy_;  // backward_chained: per thread, a chunk's dy
   // direct path: per-thread scratch, packed forward and input-gradient weights, per-thread weight-gradient groups
   Buffer<float> scratch_, wr_, wt_, group_;
   size_t direct_scratch_ = 0;
@@ -451,6 +477,11 @@ class Pool2D final : public Layer<T> {
   bool backward_through_relu(const T*, const T* y, const T* dy, T* dx, int n) override {
     if (!max()) return false;
     kernels::maxpool_backward(g_, dy, argmax_.data(), dx, n, y);
+    return true;
+  }
+  bool backward_through_relu_examples(const T* y, const T* dy, T* dx, int i0, int i1) override {
+    if (!max()) return false;
+    kernels::maxpool_backward(g_, dy, argmax_.data() + numel(this->out_) * size_t(i0), dx, i1 - i0, y);
     return true;
   }
   std::string torch_module() const override {

@@ -154,6 +154,23 @@ void Model<T>::backward(const T* doutput, int n, const std::function<void(size_t
     dout_[i] = dy;
     if (extra) extra(i, dy, n);
     if (layers_[i]->is_view() && i > 0) continue;  // the input's gradient is dy itself
+    // A convolution, a ReLU, a max pooling: the convolution's backward runs chunk by chunk, each chunk's dy made by
+    // the pooling (with the ReLU's backward) into the convolution's scratch: neither output gradient is formed
+    // for the batch.
+    if (!extra && i > 1 && plain_relu(i - 1) && layers_[i]->relu_backward_from_output()) {
+      T* dx = i > 2 ? dacts_[i - 3].data() : (want_input_grad_ ? dinput_.data() : nullptr);
+      const size_t per = numel(layers_[i]->out_shape());
+      const T* y = out_[i];
+      const auto dy_for = [&](int i0, int i1, T* buf) {
+        layers_[i]->backward_through_relu_examples(y + size_t(i0) * per, dy + size_t(i0) * per, buf, i0, i1);
+      };
+      if (layers_[i - 2]->backward_chained(layer_input(i - 2), dy_for, dx, n)) {
+        dout_[i - 1] = dout_[i - 2] = nullptr;
+        i -= 2;
+        dy = dx;
+        continue;
+      }
+    }
     if (!extra && i > 0 && plain_relu(i - 1)) {    // the ReLU's own output gradient is never formed
       T* dx = i > 1 ? dacts_[i - 2].data() : (want_input_grad_ ? dinput_.data() : nullptr);
       if (dx && layers_[i]->backward_through_relu(layer_input(i), out_[i], dy, dx, n)) {

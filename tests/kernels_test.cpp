@@ -624,6 +624,7 @@ TEST(ModelChain, ChainedForwardAndFusedBackwardEqualLayerByLayer) {
   m.init(InitSpec{}, 6);
   const auto grads = expect_chain_equals_layer_by_layer(m, 5);
   EXPECT_EQ(grads[6], nullptr);  // the ReLU before max pooling: fused
+  EXPECT_EQ(grads[5], nullptr);  // the convolution before them: its dy made chunk by chunk (backward_chained)
   EXPECT_NE(grads[1], nullptr);  // the ReLU before a convolution: its own backward
 }
 

@@ -93,6 +93,19 @@ class Layer {
   // the parameter gradients are added as by backward. Max pooling can (a window's gradient passes only where its
   // maximum is positive), and dense layers (where x > 0); other layers return false and the model runs both.
   virtual bool backward_through_relu(const T* /*x*/, const T* /*y*/, const T* /*dy*/, T* /*dx*/, int /*n*/) { return false; }
+  // Backward chaining, forward chaining's mirror: backward_through_relu for examples [i0, i1) alone, from any thread,
+  // pointers at example i0 (y and dy: this layer's output and its gradient; dx: the ReLU input's gradient). Max
+  // pooling can; others return false.
+  virtual bool backward_through_relu_examples(const T* /*y*/, const T* /*dy*/, T* /*dx*/, int /*i0*/, int /*i1*/) {
+    return false;
+  }
+  // backward, with dy made chunk by chunk by the layers after this one: dy_for(i0, i1, buf) writes examples
+  // [i0, i1) of dy at buf, on the thread that then uses them (a convolution: into a chunk's room in cache, instead
+  // of a buffer for the batch written whole and read back). Returns false (and does nothing) when the layer cannot.
+  virtual bool backward_chained(const T* /*x*/, const std::function<void(int, int, T*)>& /*dy_for*/, T* /*dx*/,
+                                int /*n*/) {
+    return false;
+  }
   // True when the last backward took its gradients from the non-zero entries of dy alone (dense layers in float,
   // when most of dy is zero, as behind a ReLU).
   virtual bool last_backward_sparse() const { return false; }

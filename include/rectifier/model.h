@@ -81,8 +81,9 @@ class Model {
   void set_keep_outputs(bool on) { keep_outputs_ = on; }
   bool keep_outputs() const { return keep_outputs_; }
   // Gradient of the loss with respect to layer i's output, for the last backward: null for a ReLU whose backward
-  // ran inside the max pooling or dense layer after it (Layer::backward_through_relu; not when backward has an
-  // `extra` hook).
+  // ran inside the max pooling or dense layer after it (Layer::backward_through_relu), and for a convolution before
+  // such a ReLU and max pooling, whose gradient was made chunk by chunk in its own scratch (Layer::backward_chained);
+  // not when backward has an `extra` hook.
   const T* layer_output_grad(size_t i) const { return dout_[i]; }
 
   const Shape& input_shape() const { return input_shape_; }
