@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 #include "kernels/sparse.h"
 #include "rectifier/arch.h"
@@ -49,6 +50,19 @@ Operands random_operands(size_t bsize, size_t csize, uint64_t seed) {
 }
 
 }  // namespace
+
+// The density test: -0 counts as zero, NaN and infinities as non-zero, lengths around the vector widths.
+TEST(SparseKernel, CountNonzeroMatchesPlainLoop) {
+  std::vector<float> x(300, 0.0f);
+  for (size_t i = 0; i < x.size(); ++i)
+    if (i % 3 == 0) x[i] = float(i) - 150.0f;  // one of them 0
+  x[7] = -0.0f;
+  x[8] = std::nanf("");
+  x[299] = std::numeric_limits<float>::infinity();
+  for (size_t n : {0, 1, 9, 15, 16, 17, 31, 32, 33, 100, 299, 300})
+    EXPECT_EQ(kernels::count_nonzero(x.data(), n), kernels::count_nonzero_ref(x.data(), n)) << n;
+  EXPECT_EQ(kernels::count_nonzero(x.data(), 300), size_t(100 - 1 + 1 + 1));
+}
 
 TEST(SparseKernel, SpmmRowsMatchesPlainLoop) {
   const int rows = 9, cap = 13, brows = 20;

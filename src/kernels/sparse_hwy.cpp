@@ -123,6 +123,18 @@ void SpmmRowsAt(int r0, int r1, const int32_t* HWY_RESTRICT count, int cap, cons
   Rows(r0, r1, count, cap, idx, val, B, ldb, ncols, C, [at](int r) { return size_t(at[r]); }, accumulate);
 }
 
+size_t CountNonzero(const float* HWY_RESTRICT x, size_t n) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d);
+  const auto zero = hn::Zero(d);
+  size_t zeros = 0, j = 0;  // counted as equal to zero: a NaN is not (Ne would not count it either)
+  for (; j + 2 * L <= n; j += 2 * L)
+    zeros += hn::CountTrue(d, hn::Eq(hn::LoadU(d, x + j), zero)) + hn::CountTrue(d, hn::Eq(hn::LoadU(d, x + j + L), zero));
+  size_t nnz = j - zeros;
+  for (; j < n; ++j) nnz += x[j] != 0.0f;
+  return nnz;
+}
+
 }  // namespace rectifier::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -133,6 +145,9 @@ namespace rectifier::kernels {
 HWY_EXPORT(SpmmRows);
 HWY_EXPORT(SpmmRowsAt);
 HWY_EXPORT(SpmmScatter);
+HWY_EXPORT(CountNonzero);
+
+size_t count_nonzero(const float* x, size_t n) { return HWY_DYNAMIC_DISPATCH(CountNonzero)(x, n); }
 
 void spmm_rows(int r0, int r1, const int32_t* count, int cap, const int32_t* idx, const float* val, const float* B,
                size_t ldb, int ncols, float* C, size_t ldc, bool accumulate) {
