@@ -135,5 +135,27 @@ TEST(KeepOutputs, PredictorMatchesTheModel) {
   EXPECT_TRUE(back.keep_outputs());
 }
 
+// With 8 or more input channels a 3x3 or 5x5 convolution's forward is Winograd's, whose transformed weights a
+// predictor makes once (Conv2D::freeze): the same outputs as the model's own forward, which transforms them at
+// every call; and after release, training again, the model transforms its new weights.
+TEST(KeepOutputs, PredictorWithWinogradConvolutions) {
+  const int n = 3;
+  Model<float> m(parse_arch("conv(8,3,pad=1) relu conv(12,5,pad=2) relu maxpool(2) conv(9,3,pad=1) flatten dense(4)",
+                            ArchContext{}),
+                 Shape{2, 12, 12});
+  m.init(InitSpec{}, 11);
+  const auto xd = test::random_vec(size_t(n) * 2 * 12 * 12, 12);
+  const std::vector<float> x(xd.begin(), xd.end());
+  const float* y = m.forward(x.data(), n, false);
+  const std::vector<float> want(y, y + size_t(n) * 4);
+  Predictor<float> p(std::move(m), n);
+  EXPECT_EQ(std::memcmp(p.predict(x.data(), n), want.data(), want.size() * 4), 0);
+  EXPECT_EQ(std::memcmp(p.predict(x.data(), n), want.data(), want.size() * 4), 0);  // twice: nothing stale
+  Model<float> back = std::move(p).release();
+  back.layer(2).params()[0].value[7] += 0.5f;  // the Winograd layer's weights change, as in training
+  const float* y2 = back.forward(x.data(), n, false);
+  EXPECT_NE(std::memcmp(y2, want.data(), want.size() * 4), 0);
+}
+
 }  // namespace
 }  // namespace rectifier
