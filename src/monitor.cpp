@@ -26,6 +26,9 @@ std::string sci(double v) {
 }  // namespace
 
 Monitor::Monitor(Model<float>& model, MonitorConfig cfg) : model_(model), cfg_(cfg) {
+  if (cfg_.hist_every < 1 || cfg_.hist_bins < 1)
+    throw Error("monitor: hist_every and hist_bins must be at least 1 (got " + std::to_string(cfg_.hist_every) + ", " +
+                std::to_string(cfg_.hist_bins) + ")");
   for (size_t i = 0; i < model.num_layers(); ++i) {
     const Activation* a = model.layer(i).activation();
     if (!a) continue;

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include "rectifier/error.h"
 #include "rectifier/monitor.h"
 #include "rectifier/trainer.h"
 #include "test_util.h"
@@ -145,6 +146,17 @@ TEST(Trainer, ForcedNaNStopsAndKeepsTheLastGoodWeights) {
   forced_nan_keeps_the_last_copy(16, 4, 0);    // the default: the only copy so far is the initial weights
   forced_nan_keeps_the_last_copy(16, 20, 16);  // the copy taken in step 17's update
   forced_nan_keeps_the_last_copy(5, 16, 10);   // copies after steps 0, 5, 10, 15: 15 is the bad one
+}
+
+// Every Nth batch needs N >= 1 (N = 0 was a division by zero at the first forward pass).
+TEST(Monitor, RefusesAHistogramPeriodBelowOne) {
+  Model<float> m = mlp("dense(4) relu dense(2)", {3});
+  MonitorConfig c;
+  c.hist_every = 0;
+  EXPECT_THROW({ Monitor mon(m, c); }, Error);
+  c.hist_every = 1;
+  c.hist_bins = 0;
+  EXPECT_THROW({ Monitor mon(m, c); }, Error);
 }
 
 TEST(Monitor, CountsDeadUnitsAndSparsityByHand) {
