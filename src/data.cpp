@@ -18,6 +18,13 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr int kPrefetchAhead = 4;  // images
+
+// dst[j] = T(src[j]) * s: the SIMD kernel for float
+template <class T>
+void scale_bytes(const uint8_t* src, size_t n, T s, T* dst) {
+  if constexpr (std::is_same_v<T, float>) kernels::scale_bytes(src, n, s, dst);
+  else for (size_t j = 0; j < n; ++j) dst[j] = T(src[j]) * s;
+}
 }  // namespace
 
 template <class T>
@@ -34,8 +41,7 @@ void Dataset::gather(const uint32_t* idx, int n, T* out) const {
       }
       const uint8_t* src = pixels.data() + size_t(idx[i]) * d;
       T* dst = out + size_t(i) * d;
-      if constexpr (std::is_same_v<T, float>) kernels::scale_bytes(src, d, s, dst);
-      else for (size_t j = 0; j < d; ++j) dst[j] = T(src[j]) * s;
+      scale_bytes(src, d, s, dst);
     }
   } else {
     for (int i = 0; i < n; ++i) {
@@ -50,12 +56,10 @@ template <class T>
 void Dataset::gather_range(size_t first, int n, T* out) const {
   const size_t m = size_t(n) * numel(shape), off = first * numel(shape);
   const T s = T(scale);
-  if (is_images()) {
-    if constexpr (std::is_same_v<T, float>) kernels::scale_bytes(pixels.data() + off, m, s, out);
-    else for (size_t j = 0; j < m; ++j) out[j] = T(pixels[off + j]) * s;
-  } else {
+  if (is_images())
+    scale_bytes(pixels.data() + off, m, s, out);
+  else
     for (size_t j = 0; j < m; ++j) out[j] = T(features[off + j]) * s;
-  }
 }
 
 template void Dataset::gather<float>(const uint32_t*, int, float*) const;

@@ -475,9 +475,7 @@ class Pool2D final : public Layer<T> {
     else kernels::avgpool_backward(g_, dy, dx, n);
   }
   bool backward_through_relu(const T*, const T* y, const T* dy, T* dx, int n) override {
-    if (!max()) return false;
-    kernels::maxpool_backward(g_, dy, argmax_.data(), dx, n, y);
-    return true;
+    return backward_through_relu_examples(y, dy, dx, 0, n);
   }
   bool backward_through_relu_examples(const T* y, const T* dy, T* dx, int i0, int i1) override {
     if (!max()) return false;

@@ -158,7 +158,7 @@ void Model<T>::backward(const T* doutput, int n, const std::function<void(size_t
     // the pooling (with the ReLU's backward) into the convolution's scratch: neither output gradient is formed
     // for the batch.
     if (!extra && i > 1 && plain_relu(i - 1) && layers_[i]->relu_backward_from_output()) {
-      T* dx = i > 2 ? dacts_[i - 3].data() : (want_input_grad_ ? dinput_.data() : nullptr);
+      T* dx = input_grad_buffer(i - 2);
       const size_t per = numel(layers_[i]->out_shape());
       const T* y = out_[i];
       const auto dy_for = [&](int i0, int i1, T* buf) {
@@ -172,14 +172,14 @@ void Model<T>::backward(const T* doutput, int n, const std::function<void(size_t
       }
     }
     if (!extra && i > 0 && plain_relu(i - 1)) {    // the ReLU's own output gradient is never formed
-      T* dx = i > 1 ? dacts_[i - 2].data() : (want_input_grad_ ? dinput_.data() : nullptr);
+      T* dx = input_grad_buffer(i - 1);
       if (dx && layers_[i]->backward_through_relu(layer_input(i), out_[i], dy, dx, n)) {
         dout_[--i] = nullptr;
         dy = dx;
         continue;
       }
     }
-    T* dx = i > 0 ? dacts_[i - 1].data() : (want_input_grad_ ? dinput_.data() : nullptr);
+    T* dx = input_grad_buffer(i);
     if (layers_[i]->is_view()) {
       if (dx) std::memcpy(dx, dy, sizeof(T) * size_t(n) * numel(input_shape_));
     } else {

@@ -117,6 +117,9 @@ class Model {
     for (ForwardObserver<T>* o : observers_) o->rows_done(layer, i0, i1, x, y);
   }
   bool plain_relu(size_t i) const;  // layer i is a ReLU with derivative 0 at 0
+  // Where backward writes the gradient of layer i's input: the previous layer's output gradient, or for layer 0 the
+  // model's input gradient (null unless set_input_grad)
+  T* input_grad_buffer(size_t i) { return i > 0 ? dacts_[i - 1].data() : (want_input_grad_ ? dinput_.data() : nullptr); }
   // Whether backward reads none of the outputs of layers [i, j - 1) of a chain [i, j) (Model::forward).
   bool chain_outputs_unread(size_t i, size_t j) const;
   std::vector<LayerSpec> specs_;

@@ -25,7 +25,7 @@ void ScaleBytes(const uint8_t* HWY_RESTRICT src, size_t n, float scale, float* H
     hn::StoreU(hn::Mul(a, s), df, dst + j);
     hn::StoreU(hn::Mul(b, s), df, dst + j + L);
   }
-  for (; j < n; ++j) dst[j] = float(src[j]) * scale;
+  scale_bytes_ref(src + j, n - j, scale, dst + j);
 }
 
 }  // namespace rectifier::kernels::HWY_NAMESPACE

@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/sparse.h"
+
 HWY_BEFORE_NAMESPACE();
 namespace rectifier::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
@@ -130,16 +132,13 @@ size_t CountNonzero(const float* HWY_RESTRICT x, size_t n) {
   size_t zeros = 0, j = 0;  // counted as equal to zero: a NaN is not (Ne would not count it either)
   for (; j + 2 * L <= n; j += 2 * L)
     zeros += hn::CountTrue(d, hn::Eq(hn::LoadU(d, x + j), zero)) + hn::CountTrue(d, hn::Eq(hn::LoadU(d, x + j + L), zero));
-  size_t nnz = j - zeros;
-  for (; j < n; ++j) nnz += x[j] != 0.0f;
-  return nnz;
+  return j - zeros + count_nonzero_ref(x + j, n - j);
 }
 
 }  // namespace rectifier::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include "kernels/sparse.h"
 
 namespace rectifier::kernels {
 HWY_EXPORT(SpmmRows);

@@ -20,6 +20,7 @@ namespace rectifier::kernels {
 constexpr int kWinoAlpha = 6;                     // input tile side
 constexpr int kWinoF = kWinoAlpha * kWinoAlpha;   // transformed elements per tile
 constexpr size_t kWinoChannelPad = 16;            // channels are padded to this (the widest vector's lanes)
+constexpr int kWinoTiles = 6;                     // tiles per block: the rows of the products' register tile
 
 // Stride 1, k = 3 or 5, padding at most k - 1, at least 8 input channels (fewer fill too little of the vectors
 // the channels are padded to).

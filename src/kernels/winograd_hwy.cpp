@@ -18,7 +18,7 @@ HWY_BEFORE_NAMESPACE();
 namespace rectifier::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-constexpr int kTB = 6;  // tiles per block: the rows of the products' register tile
+constexpr int kTB = kWinoTiles;
 
 // out = B^T in, for 6 values (a column or a row of a tile), the points 0, 1, -1, 2, -2 and infinity:
 //   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
@@ -180,7 +180,6 @@ HWY_EXPORT(WinogradConv);
 
 namespace {
 size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
-constexpr int kTiles = 6;  // kTB, the products' block of tiles
 }  // namespace
 
 bool winograd_applies(const ConvGeometry& g) {
@@ -196,7 +195,7 @@ WinogradLayout winograd_layout(const ConvGeometry& g) {
   l.wg = l.tw * l.m + g.k - 1;
   l.cp = round_up(size_t(g.c), kWinoChannelPad);
   l.ocp = round_up(size_t(g.oc), kWinoChannelPad);
-  l.scratch = size_t(l.hg) * size_t(l.wg) * l.cp + size_t(kWinoF) * kTiles * (l.cp + l.ocp) + l.ocp;
+  l.scratch = size_t(l.hg) * size_t(l.wg) * l.cp + size_t(kWinoF) * kWinoTiles * (l.cp + l.ocp) + l.ocp;
   return l;
 }
 
