@@ -399,7 +399,7 @@ class Conv2D final : public Layer<T> {
   // im2col + GEMM. double (the gradient checks) and other strides: im2col + GEMM throughout.
   bool direct() const { return std::is_same_v<T, float> && kernels::direct_conv_applies(g_); }
   // float, stride 1, 3x3 or 5x5, at least 8 input channels: the forward pass by Winograd's F(4x4, 3x3) or
-  // F(2x2, 5x5) (kernels/winograd.h) instead of the direct convolution
+  // F(4x4, 5x5) (kernels/winograd.h) instead of the direct convolution
   bool winograd() const { return std::is_same_v<T, float> && kernels::winograd_applies(g_); }
   // float, stride 1, a window row of at least 8 floats (k * c; the first layer of an image net, c = 1, is not: its
   // 5-float rows through these lists, 8 floats at a time, were measured no faster than the direct path, at 11-13%

@@ -1,15 +1,17 @@
-// Winograd convolution F(m x m, k x k) for one float image, stride 1, k = 5 (m = 2) or k = 3 (m = 4): both on
-// 6 x 6 input tiles, with the points 0, 1, -1, 2, -2 and infinity (Lavin and Gray, "Fast Algorithms for
-// Convolutional Neural Networks", 2016). Each m x m block of outputs is
+// Winograd convolution F(4x4, k x k) for one float image, stride 1, k = 5 on 8 x 8 input tiles with the points 0, 1,
+// -1, 2, -2, 1/2, -1/2 and infinity, k = 3 on 6 x 6 tiles with 0, 1, -1, 2, -2 and infinity (Lavin and Gray, "Fast
+// Algorithms for Convolutional Neural Networks", 2016). Each 4 x 4 block of outputs is
 //   Y = A^T [ sum over c of (G g_(o,c) G^T) .* (B^T d_c B) ] A,
-// d_c the 6 x 6 input tile of channel c: 36 multiplications per input channel and output channel for m * m outputs
-// where the direct convolution takes m * m * k * k (2.8x fewer for 5x5, 4x for 3x3). The 36 element-wise products,
-// summed over the channels, are 36 matrix products (tiles x channels) (channels x output channels), the bulk of the
-// work. The transforms run with the channels in the vector lanes (the input padded into HWC order).
+// d_c the A x A input tile of channel c: A^2 multiplications per input channel and output channel for 16 outputs
+// where the direct convolution takes 16 k^2 (6.25x fewer for 5x5, 4x for 3x3). The A^2 element-wise products,
+// summed over the channels, are A^2 matrix products (tiles x channels) (channels x output channels), the bulk of
+// the work. The transforms run with the channels in the vector lanes (the input padded into HWC order).
 // In exact arithmetic the result is the convolution's; in float it differs by rounding (the transforms' constants
-// reach 8 and 1/24), within 1e-5 of the output's scale in the tests. A non-finite input value makes the whole tile's
-// outputs non-finite (the direct convolution: only those whose windows hold it). conv2d_ref (conv_kernels.h) is the
-// oracle (tests/winograd_test.cpp).
+// reach 8 and 1/8, and the weights' 1/90), within 5e-6 of the output's scale in the tests, as F(2x2, 5x5) on 6 x 6
+// tiles was (about 1.2e-6 against 0.6e-6 in a float model of both; 2.8x fewer multiplications than the direct
+// convolution against 6.25x). A non-finite input value makes the whole tile's outputs non-finite (the direct
+// convolution: only those whose windows hold it). conv2d_ref (conv_kernels.h) is the oracle
+// (tests/winograd_test.cpp).
 #pragma once
 #include <cstddef>
 
@@ -17,8 +19,7 @@
 
 namespace rectifier::kernels {
 
-constexpr int kWinoAlpha = 6;                     // input tile side
-constexpr int kWinoF = kWinoAlpha * kWinoAlpha;   // transformed elements per tile
+constexpr int kWinoMaxAlpha = 8;                  // the largest input tile side
 constexpr size_t kWinoChannelPad = 16;            // channels are padded to this (the widest vector's lanes)
 constexpr int kWinoTiles = 6;                     // tiles per block: the rows of the products' register tile
 
@@ -27,7 +28,8 @@ constexpr int kWinoTiles = 6;                     // tiles per block: the rows o
 bool winograd_applies(const ConvGeometry& g);
 
 struct WinogradLayout {
-  int m = 0;            // output tile side, 7 - k
+  int alpha = 0;        // input tile side: 8 for k = 5, 6 for k = 3
+  int m = 0;            // output tile side, alpha + 1 - k = 4
   int th = 0, tw = 0;   // tiles down and across
   int hg = 0, wg = 0;   // the padded input grid: th m + k - 1 by tw m + k - 1
   size_t cp = 0, ocp = 0;  // channels and output channels, padded to kWinoChannelPad
@@ -35,7 +37,7 @@ struct WinogradLayout {
 };
 WinogradLayout winograd_layout(const ConvGeometry& g);
 
-// The weights transformed, U (f, c, o) = (G W (o, c) G^T) (f), f in [0, 36), zero for the padding channels: computed
+// The weights transformed, U (f, c, o) = (G W (o, c) G^T) (f), f in [0, alpha^2), zero for the padding channels: computed
 // in double from W (oc, c, k, k), winograd_weights_floats(g) floats.
 size_t winograd_weights_floats(const ConvGeometry& g);
 void winograd_weights(const ConvGeometry& g, const float* W, float* U);

@@ -1,9 +1,9 @@
-// Winograd convolution F(2x2, 5x5) and F(4x4, 3x3) (kernels/winograd.h), in Highway, compiled for every x86-64
+// Winograd convolution F(4x4, 5x5) and F(4x4, 3x3) (kernels/winograd.h), in Highway, compiled for every x86-64
 // target and dispatched at run time. Per image: the input is copied into a zero-padded grid in HWC order (channels
 // padded to kWinoChannelPad, so a pixel's channels are whole vectors); then, by blocks of kTB tiles, each tile's
-// 6 x 6 input is transformed (B^T d B, channels in the lanes) into V (f, tile, c), the 36 products
-// M (f) = V (f) U (f) run with kTB tiles by 2 vectors of output channels in registers, and each tile's 36 products
-// are transformed back (A^T M A) into its m x m outputs, written with the bias into y's planes.
+// A x A input (A = 8 or 6) is transformed (B^T d B, channels in the lanes) into V (f, tile, c), the A^2 products
+// M (f) = V (f) U (f) run with kTB tiles by 2 vectors of output channels in registers, and each tile's A^2 products
+// are transformed back (A^T M A) into its 4 x 4 outputs, written with the bias into y's planes.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/winograd_hwy.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -23,7 +23,7 @@ constexpr int kTB = kWinoTiles;
 // out = B^T in, for 6 values (a column or a row of a tile), the points 0, 1, -1, 2, -2 and infinity:
 //   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
 template <class D, class V>
-HWY_INLINE void InputRows(D d, const V* in, V* out) {
+HWY_INLINE void InputRows6(D d, const V* in, V* out) {
   const V c2 = hn::Set(d, 2.0f), c4 = hn::Set(d, 4.0f), c5 = hn::Set(d, 5.0f);
   out[0] = hn::NegMulAdd(c5, in[2], hn::MulAdd(c4, in[0], in[4]));
   const V s12 = hn::Add(in[1], in[2]), s34 = hn::Add(in[3], in[4]);
@@ -36,18 +36,56 @@ HWY_INLINE void InputRows(D d, const V* in, V* out) {
   out[5] = hn::NegMulAdd(c5, in[3], hn::MulAdd(c4, in[1], in[5]));
 }
 
-// out = A^T in, for 6 values to M: A^T (i, j) = p_j^i, and 1 in the last row's last column (infinity)
-template <int M, class D, class V>
+// out = B^T in, for 8 values, the points 0, 1, -1, 2, -2, 1/2, -1/2 and infinity (row j: the coefficients of
+// the product of (x - p) over the other finite points; the last row, over all of them):
+//   B^T = [-1 0 21/4 0 -21/4 0 1 0; 0 1 1 -17/4 -17/4 1 1 0; 0 -1 1 17/4 -17/4 -1 1 0;
+//          0 1/2 1/4 -5/2 -5/4 2 1 0; 0 -1/2 1/4 5/2 -5/4 -2 1 0; 0 2 4 -5/2 -5 1/2 1 0;
+//          0 -2 4 5/2 -5 -1/2 1 0; 0 -1 0 21/4 0 -21/4 0 1]
+// Rows 1 and 2, 3 and 4, 5 and 6 are a + b and a - b (a from the even inputs, b from the odd ones).
+template <class D, class V>
+HWY_INLINE void InputRows8(D d, const V* in, V* out) {
+  const V c21 = hn::Set(d, 5.25f), c17 = hn::Set(d, 4.25f), c5 = hn::Set(d, 5.0f), c4 = hn::Set(d, 4.0f);
+  const V c25 = hn::Set(d, 2.5f), c2 = hn::Set(d, 2.0f), c125 = hn::Set(d, 1.25f), c05 = hn::Set(d, 0.5f),
+          c025 = hn::Set(d, 0.25f);
+  out[0] = hn::MulAdd(c21, hn::Sub(in[2], in[4]), hn::Sub(in[6], in[0]));
+  out[7] = hn::MulAdd(c21, hn::Sub(in[3], in[5]), hn::Sub(in[7], in[1]));
+  V a = hn::NegMulAdd(c17, in[4], hn::Add(in[2], in[6]));
+  V b = hn::NegMulAdd(c17, in[3], hn::Add(in[1], in[5]));
+  out[1] = hn::Add(a, b);
+  out[2] = hn::Sub(a, b);
+  a = hn::NegMulAdd(c125, in[4], hn::MulAdd(c025, in[2], in[6]));
+  b = hn::MulAdd(c2, in[5], hn::NegMulAdd(c25, in[3], hn::Mul(c05, in[1])));
+  out[3] = hn::Add(a, b);
+  out[4] = hn::Sub(a, b);
+  a = hn::NegMulAdd(c5, in[4], hn::MulAdd(c4, in[2], in[6]));
+  b = hn::MulAdd(c05, in[5], hn::NegMulAdd(c25, in[3], hn::Mul(c2, in[1])));
+  out[5] = hn::Add(a, b);
+  out[6] = hn::Sub(a, b);
+}
+
+template <int A, class D, class V>
+HWY_INLINE void InputRows(D d, const V* in, V* out) {
+  if constexpr (A == 6) InputRows6(d, in, out);
+  else InputRows8(d, in, out);
+}
+
+// out = A^T in, 4 rows of A values: A^T (i, j) = p_j^i, and 1 in the last row's last column (infinity). The points
+// come in pairs p, -p after 0: sums and differences of each pair.
+template <int A, class D, class V>
 HWY_INLINE void OutputRows(D d, const V* in, V* out) {
   const V s12 = hn::Add(in[1], in[2]), d12 = hn::Sub(in[1], in[2]);
   const V s34 = hn::Add(in[3], in[4]), d34 = hn::Sub(in[3], in[4]);
-  out[0] = hn::Add(hn::Add(in[0], s12), s34);
-  if constexpr (M == 2) {
-    out[1] = hn::Add(hn::MulAdd(hn::Set(d, 2.0f), d34, d12), in[5]);
-  } else {
+  if constexpr (A == 6) {
+    out[0] = hn::Add(hn::Add(in[0], s12), s34);
     out[1] = hn::MulAdd(hn::Set(d, 2.0f), d34, d12);
     out[2] = hn::MulAdd(hn::Set(d, 4.0f), s34, s12);
     out[3] = hn::Add(hn::MulAdd(hn::Set(d, 8.0f), d34, d12), in[5]);
+  } else {  // and the points 1/2, -1/2
+    const V s56 = hn::Add(in[5], in[6]), d56 = hn::Sub(in[5], in[6]);
+    out[0] = hn::Add(hn::Add(in[0], s12), hn::Add(s34, s56));
+    out[1] = hn::MulAdd(hn::Set(d, 0.5f), d56, hn::MulAdd(hn::Set(d, 2.0f), d34, d12));
+    out[2] = hn::MulAdd(hn::Set(d, 0.25f), s56, hn::MulAdd(hn::Set(d, 4.0f), s34, s12));
+    out[3] = hn::Add(hn::MulAdd(hn::Set(d, 0.125f), d56, hn::MulAdd(hn::Set(d, 8.0f), d34, d12)), in[7]);
   }
 }
 
@@ -72,10 +110,10 @@ HWY_INLINE void ProductTile(D d, const float* HWY_RESTRICT Vf, size_t cp, const 
     for (int v = 0; v < NO; ++v) hn::StoreU(acc[r][v], d, Mf + size_t(r) * ocp + size_t(v) * L);
 }
 
-template <int R, class D>
+template <int R, int F, class D>
 HWY_INLINE void Products(D d, const float* Vb, size_t cp, const float* U, size_t ocp, float* Mb) {
   const size_t L = hn::Lanes(d);
-  for (int f = 0; f < kWinoF; ++f) {
+  for (int f = 0; f < F; ++f) {
     const float* Vf = Vb + size_t(f) * kTB * cp;
     const float* Uf = U + size_t(f) * cp * ocp;
     float* Mf = Mb + size_t(f) * kTB * ocp;
@@ -85,17 +123,19 @@ HWY_INLINE void Products(D d, const float* Vb, size_t cp, const float* U, size_t
   }
 }
 
-template <int M>
+// F(M x M, k x k) on A x A tiles, k = A + 1 - M.
+template <int A, int M>
 void Convolve(const float* HWY_RESTRICT x, int C, int H, int W, int pad, int OC, int OH, int OW, int TH, int TW,
               int HG, int WG, size_t cp, size_t ocp, const float* HWY_RESTRICT U, const float* HWY_RESTRICT bias,
               float* HWY_RESTRICT y, float* HWY_RESTRICT scratch) {
+  constexpr int F = A * A;
   const hn::ScalableTag<float> d;
   using V = hn::Vec<decltype(d)>;
   const size_t L = hn::Lanes(d), P = size_t(OH) * size_t(OW);
   float* grid = scratch;
   float* Vb = grid + size_t(HG) * size_t(WG) * cp;  // a block's transformed tiles (f, tile, c)
-  float* Mb = Vb + size_t(kWinoF) * kTB * cp;        // and their products (f, tile, o)
-  float* bp = Mb + size_t(kWinoF) * kTB * ocp;       // the bias, padded
+  float* Mb = Vb + size_t(F) * kTB * cp;             // and their products (f, tile, o)
+  float* bp = Mb + size_t(F) * kTB * ocp;            // the bias, padded
   for (size_t o = 0; o < ocp; ++o) bp[o] = bias && o < size_t(OC) ? bias[o] : 0.0f;
   // the input into the grid's insides, HWC (its borders and padding channels stay zero)
   for (int c = 0; c < C; ++c)
@@ -112,45 +152,43 @@ void Convolve(const float* HWY_RESTRICT x, int C, int H, int W, int pad, int OC,
       const int ty = (t0 + r) / TW, tx = (t0 + r) % TW;
       const float* src = grid + (size_t(ty * M) * size_t(WG) + size_t(tx * M)) * cp;
       for (size_t cv = 0; cv < cp; cv += L) {
-        V tmp[kWinoAlpha][kWinoAlpha];
-        for (int j = 0; j < kWinoAlpha; ++j) {
-          V col[kWinoAlpha], out[kWinoAlpha];
-          for (int i = 0; i < kWinoAlpha; ++i) col[i] = hn::LoadU(d, src + (size_t(i) * size_t(WG) + size_t(j)) * cp + cv);
-          InputRows(d, col, out);
-          for (int i = 0; i < kWinoAlpha; ++i) tmp[i][j] = out[i];
+        V tmp[A][A];
+        for (int j = 0; j < A; ++j) {
+          V col[A], out[A];
+          for (int i = 0; i < A; ++i) col[i] = hn::LoadU(d, src + (size_t(i) * size_t(WG) + size_t(j)) * cp + cv);
+          InputRows<A>(d, col, out);
+          for (int i = 0; i < A; ++i) tmp[i][j] = out[i];
         }
-        for (int i = 0; i < kWinoAlpha; ++i) {
-          V out[kWinoAlpha];
-          InputRows(d, tmp[i], out);
-          for (int j = 0; j < kWinoAlpha; ++j)
-            hn::StoreU(out[j], d, Vb + (size_t(i * kWinoAlpha + j) * kTB + size_t(r)) * cp + cv);
+        for (int i = 0; i < A; ++i) {
+          V out[A];
+          InputRows<A>(d, tmp[i], out);
+          for (int j = 0; j < A; ++j) hn::StoreU(out[j], d, Vb + (size_t(i * A + j) * kTB + size_t(r)) * cp + cv);
         }
       }
     }
     switch (R) {
-      case 6: Products<6>(d, Vb, cp, U, ocp, Mb); break;
-      case 5: Products<5>(d, Vb, cp, U, ocp, Mb); break;
-      case 4: Products<4>(d, Vb, cp, U, ocp, Mb); break;
-      case 3: Products<3>(d, Vb, cp, U, ocp, Mb); break;
-      case 2: Products<2>(d, Vb, cp, U, ocp, Mb); break;
-      default: Products<1>(d, Vb, cp, U, ocp, Mb); break;
+      case 6: Products<6, F>(d, Vb, cp, U, ocp, Mb); break;
+      case 5: Products<5, F>(d, Vb, cp, U, ocp, Mb); break;
+      case 4: Products<4, F>(d, Vb, cp, U, ocp, Mb); break;
+      case 3: Products<3, F>(d, Vb, cp, U, ocp, Mb); break;
+      case 2: Products<2, F>(d, Vb, cp, U, ocp, Mb); break;
+      default: Products<1, F>(d, Vb, cp, U, ocp, Mb); break;
     }
     for (int r = 0; r < R; ++r) {  // Y = A^T M A, tile by tile, into y's planes with the bias
       const int ty = (t0 + r) / TW, tx = (t0 + r) % TW;
       for (size_t ov = 0; ov < size_t(OC); ov += L) {
-        V tmp[M][kWinoAlpha];
-        for (int j = 0; j < kWinoAlpha; ++j) {
-          V col[kWinoAlpha], out[M];
-          for (int i = 0; i < kWinoAlpha; ++i)
-            col[i] = hn::LoadU(d, Mb + (size_t(i * kWinoAlpha + j) * kTB + size_t(r)) * ocp + ov);
-          OutputRows<M>(d, col, out);
+        V tmp[M][A];
+        for (int j = 0; j < A; ++j) {
+          V col[A], out[M];
+          for (int i = 0; i < A; ++i) col[i] = hn::LoadU(d, Mb + (size_t(i * A + j) * kTB + size_t(r)) * ocp + ov);
+          OutputRows<A>(d, col, out);
           for (int i = 0; i < M; ++i) tmp[i][j] = out[i];
         }
         const V b = hn::LoadU(d, bp + ov);
         const size_t lanes = std::min(L, size_t(OC) - ov);
         for (int i = 0; i < M && ty * M + i < OH; ++i) {
           V out[M];
-          OutputRows<M>(d, tmp[i], out);
+          OutputRows<A>(d, tmp[i], out);
           for (int j = 0; j < M && tx * M + j < OW; ++j) {
             hn::Store(hn::Add(out[j], b), d, lane);
             float* dst = y + ov * P + size_t(ty * M + i) * size_t(OW) + size_t(tx * M + j);
@@ -162,11 +200,11 @@ void Convolve(const float* HWY_RESTRICT x, int C, int H, int W, int pad, int OC,
   }
 }
 
-void WinogradConv(const float* HWY_RESTRICT x, int C, int H, int W, int pad, int OC, int OH, int OW, int m, int TH,
-                  int TW, int HG, int WG, size_t cp, size_t ocp, const float* HWY_RESTRICT U,
+void WinogradConv(const float* HWY_RESTRICT x, int C, int H, int W, int pad, int OC, int OH, int OW, int alpha,
+                  int TH, int TW, int HG, int WG, size_t cp, size_t ocp, const float* HWY_RESTRICT U,
                   const float* HWY_RESTRICT bias, float* HWY_RESTRICT y, float* HWY_RESTRICT scratch) {
-  if (m == 2) Convolve<2>(x, C, H, W, pad, OC, OH, OW, TH, TW, HG, WG, cp, ocp, U, bias, y, scratch);
-  else Convolve<4>(x, C, H, W, pad, OC, OH, OW, TH, TW, HG, WG, cp, ocp, U, bias, y, scratch);
+  if (alpha == 8) Convolve<8, 4>(x, C, H, W, pad, OC, OH, OW, TH, TW, HG, WG, cp, ocp, U, bias, y, scratch);
+  else Convolve<6, 4>(x, C, H, W, pad, OC, OH, OW, TH, TW, HG, WG, cp, ocp, U, bias, y, scratch);
 }
 
 }  // namespace rectifier::kernels::HWY_NAMESPACE
@@ -188,57 +226,62 @@ bool winograd_applies(const ConvGeometry& g) {
 
 WinogradLayout winograd_layout(const ConvGeometry& g) {
   WinogradLayout l;
-  l.m = kWinoAlpha + 1 - g.k;
+  l.alpha = g.k == 5 ? 8 : 6;
+  l.m = l.alpha + 1 - g.k;
   l.th = (g.oh + l.m - 1) / l.m;
   l.tw = (g.ow + l.m - 1) / l.m;
   l.hg = l.th * l.m + g.k - 1;
   l.wg = l.tw * l.m + g.k - 1;
   l.cp = round_up(size_t(g.c), kWinoChannelPad);
   l.ocp = round_up(size_t(g.oc), kWinoChannelPad);
-  l.scratch = size_t(l.hg) * size_t(l.wg) * l.cp + size_t(kWinoF) * kWinoTiles * (l.cp + l.ocp) + l.ocp;
+  const size_t f = size_t(l.alpha) * size_t(l.alpha);
+  l.scratch = size_t(l.hg) * size_t(l.wg) * l.cp + f * kWinoTiles * (l.cp + l.ocp) + l.ocp;
   return l;
 }
 
 size_t winograd_weights_floats(const ConvGeometry& g) {
   const WinogradLayout l = winograd_layout(g);
-  return size_t(kWinoF) * l.cp * l.ocp;
+  return size_t(l.alpha) * size_t(l.alpha) * l.cp * l.ocp;
 }
 
-// G (6 x k): row j < 5 is s_j (1, p_j, p_j^2, ...) at the points p = 0, 1, -1, 2, -2 with the scales s that go
-// with B^T above; row 5 (infinity) picks the last tap.
+// G (alpha x k): row j < alpha - 1 is p_j^a / N_j at the finite point p_j, N_j the product of (p_j - p_l) over the
+// other finite points (the scale that goes with B^T's rows above); the last row (infinity) picks the last tap.
 void winograd_weights(const ConvGeometry& g, const float* W, float* U) {
   const WinogradLayout l = winograd_layout(g);
-  const int k = g.k;
-  const double p[5] = {0, 1, -1, 2, -2}, s[5] = {1.0 / 4, -1.0 / 6, -1.0 / 6, 1.0 / 24, 1.0 / 24};
-  double G[kWinoAlpha][5] = {};
-  for (int j = 0; j < 5; ++j) {
-    double v = s[j];
+  const int k = g.k, A = l.alpha;
+  const double p[kWinoMaxAlpha - 1] = {0, 1, -1, 2, -2, 0.5, -0.5};
+  double G[kWinoMaxAlpha][5] = {};
+  for (int j = 0; j < A - 1; ++j) {
+    double n = 1;
+    for (int q = 0; q < A - 1; ++q)
+      if (q != j) n *= p[j] - p[q];
+    double v = 1 / n;
     for (int a = 0; a < k; ++a, v *= p[j]) G[j][a] = v;
   }
-  G[5][k - 1] = 1;
+  G[A - 1][k - 1] = 1;
   std::fill(U, U + winograd_weights_floats(g), 0.0f);
   for (int o = 0; o < g.oc; ++o)
     for (int c = 0; c < g.c; ++c) {
       const float* w = W + (size_t(o) * size_t(g.c) + size_t(c)) * size_t(k) * size_t(k);
-      double t[kWinoAlpha][5];  // G w
-      for (int i = 0; i < kWinoAlpha; ++i)
+      double t[kWinoMaxAlpha][5];  // G w
+      for (int i = 0; i < A; ++i)
         for (int b = 0; b < k; ++b) {
           double v = 0;
           for (int a = 0; a < k; ++a) v += G[i][a] * double(w[a * k + b]);
           t[i][b] = v;
         }
-      for (int i = 0; i < kWinoAlpha; ++i)  // (G w) G^T
-        for (int j = 0; j < kWinoAlpha; ++j) {
+      for (int i = 0; i < A; ++i)  // (G w) G^T
+        for (int j = 0; j < A; ++j) {
           double v = 0;
           for (int b = 0; b < k; ++b) v += t[i][b] * G[j][b];
-          U[(size_t(i * kWinoAlpha + j) * l.cp + size_t(c)) * l.ocp + size_t(o)] = float(v);
+          U[(size_t(i * A + j) * l.cp + size_t(c)) * l.ocp + size_t(o)] = float(v);
         }
     }
 }
 
 void conv_winograd(const ConvGeometry& g, const float* x, const float* U, const float* bias, float* y, float* scratch) {
   const WinogradLayout l = winograd_layout(g);
-  HWY_DYNAMIC_DISPATCH(WinogradConv)(x, g.c, g.h, g.w, g.pad, g.oc, g.oh, g.ow, l.m, l.th, l.tw, l.hg, l.wg, l.cp,
+  HWY_DYNAMIC_DISPATCH(WinogradConv)(x, g.c, g.h, g.w, g.pad, g.oc, g.oh, g.ow, l.alpha, l.th, l.tw, l.hg, l.wg, l.cp,
                                      l.ocp, U, bias, y, scratch);
 }
 
