@@ -96,24 +96,50 @@ void SpmmRows(int r0, int r1, const int32_t* HWY_RESTRICT count, int cap, const 
   Rows(r0, r1, count, cap, idx, val, B, ldb, ncols, C, [ldc](int r) { return size_t(r) * ldc; }, accumulate);
 }
 
+// J entries of a row (values v[0..J), rows of B at b[0..J)) into its segments: each vector of C loaded once, the J
+// products added in order, stored once (the same sums as adding the entries one by one).
+template <int J, class D>
+HWY_INLINE void ScatterEntries(D d, const float* HWY_RESTRICT v, const float* const* b, size_t bseg, float* c0,
+                               size_t cseg, int segs, size_t n) {
+  const size_t L = hn::Lanes(d), whole = n / L * L;
+  hn::Vec<D> s[J];
+  for (int j = 0; j < J; ++j) s[j] = hn::Set(d, v[j]);
+  for (int sg = 0; sg < segs; ++sg) {
+    float* c = c0 + size_t(sg) * cseg;
+    const size_t off = size_t(sg) * bseg;
+    size_t q = 0;
+    for (; q < whole; q += L) {
+      auto acc = hn::LoadU(d, c + q);
+      for (int j = 0; j < J; ++j) acc = hn::MulAdd(s[j], hn::LoadU(d, b[j] + off + q), acc);
+      hn::StoreU(acc, d, c + q);
+    }
+    for (; q < n; ++q) {
+      auto acc = hn::Set(d, c[q]);
+      for (int j = 0; j < J; ++j) acc = hn::MulAdd(s[j], hn::Set(d, b[j][off + q]), acc);
+      c[q] = hn::GetLane(acc);
+    }
+  }
+}
+
 void SpmmScatter(int r0, int r1, const int32_t* HWY_RESTRICT count, int cap, const int32_t* HWY_RESTRICT idx,
                  const float* HWY_RESTRICT val, const float* HWY_RESTRICT B, size_t ldb, size_t bseg, float* HWY_RESTRICT C,
                  const int32_t* HWY_RESTRICT at, size_t cseg, int segs, int ncols) {
   const hn::ScalableTag<float> d;
-  const size_t L = hn::Lanes(d), n = size_t(ncols), whole = n / L * L;
+  const size_t n = size_t(ncols);
   for (int r = r0; r < r1; ++r) {
     float* c0 = C + size_t(at[r]);
     const int32_t* ix = idx + size_t(r) * size_t(cap);
     const float* vr = val + size_t(r) * size_t(cap);
-    for (int j = 0; j < count[r]; ++j) {
-      const auto v = hn::Set(d, vr[j]);
-      const float* b0 = B + size_t(ix[j]) * ldb;
-      for (int sg = 0; sg < segs; ++sg) {
-        float* c = c0 + size_t(sg) * cseg;
-        const float* b = b0 + size_t(sg) * bseg;
-        size_t q = 0;
-        for (; q < whole; q += L) hn::StoreU(hn::MulAdd(v, hn::LoadU(d, b + q), hn::LoadU(d, c + q)), d, c + q);
-        for (; q < n; ++q) c[q] = hn::GetLane(hn::MulAdd(v, hn::Set(d, b[q]), hn::Set(d, c[q])));
+    // The row's entries by fours (a few per row: one switch per row, not a loop of 1-2 turns per vector)
+    for (int j = 0; j < count[r]; j += 4) {
+      const float* b[4];
+      const int J = count[r] - j < 4 ? count[r] - j : 4;
+      for (int e = 0; e < J; ++e) b[e] = B + size_t(ix[j + e]) * ldb;
+      switch (J) {
+        case 4: ScatterEntries<4>(d, vr + j, b, bseg, c0, cseg, segs, n); break;
+        case 3: ScatterEntries<3>(d, vr + j, b, bseg, c0, cseg, segs, n); break;
+        case 2: ScatterEntries<2>(d, vr + j, b, bseg, c0, cseg, segs, n); break;
+        default: ScatterEntries<1>(d, vr + j, b, bseg, c0, cseg, segs, n); break;
       }
     }
   }
