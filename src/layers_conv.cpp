@@ -8,6 +8,7 @@
 #include "kernels/conv_direct.h"
 #include "kernels/conv_kernels.h"
 #include "kernels/gemm.h"
+#include "kernels/layout.h"
 #include "kernels/sparse.h"
 #include "kernels/winograd.h"
 #include "layers_internal.h"
@@ -306,9 +307,7 @@ class Conv2D final : public Layer<T> {
     int32_t* count = sp_count_.data() + (size_t(P) + size_t(OC)) * size_t(t);
     int32_t* pcount = count + OC;
     float* db = dw + K() * size_t(OC);
-    // (c, y, x) of an image in CHW, and its place in a padded HWC grid
-    auto chw = [&](int c, int y, int xx) { return (size_t(c) * H + size_t(y)) * W + size_t(xx); };
-    auto hwc = [&](int c, int y, int xx) { return (size_t(y + pad) * wp + size_t(xx + pad)) * C + size_t(c); };
+    const size_t inside = (size_t(pad) * size_t(wp) + size_t(pad)) * size_t(C);  // pixel (0, 0) in a padded HWC grid
     for (int g0 = i0; g0 < i1; g0 += sp_images_) {  // groups of up to sp_images_ images
       const int g1 = std::min(i1, g0 + sp_images_);
       std::fill(count, count + OC, 0);
@@ -317,9 +316,7 @@ class Conv2D final : public Layer<T> {
         const float* dyi = dy + size_t(i - i0) * out_sz;
         float* xh = xg + size_t(i - g0) * grid;
         const int32_t first = int32_t(size_t(i - g0) * grid / size_t(C));  // the grid's first row for the kernel
-        for (int c = 0; c < C; ++c)
-          for (int y = 0; y < H; ++y)
-            for (int xx = 0; xx < W; ++xx) xh[hwc(c, y, xx)] = xi[chw(c, y, xx)];
+        kernels::chw_to_hwc(xi, C, H, W, xh + inside, size_t(wp), size_t(C));
         // By output channel, after the group's earlier images: the positions p where dy is not zero, in order; the
         // bias gradient is their sum, in the same order. From them, by position (in the channels' order): the
         // channels. Then the channel lists' p become the windows' top-left in this image's grid, the rows of x
@@ -355,9 +352,7 @@ class Conv2D final : public Layer<T> {
                                   dxh + size_t(ky) * wp * C, sp_at_.data(), true);
         }
         float* dxi = dx + size_t(i) * in_sz;
-        for (int c = 0; c < C; ++c)
-          for (int y = 0; y < H; ++y)
-            for (int xx = 0; xx < W; ++xx) dxi[chw(c, y, xx)] = dxh[hwc(c, y, xx)];
+        kernels::hwc_to_chw(dxh + inside, size_t(wp), size_t(C), C, H, W, dxi);
       }
       // dW over the group at once, each channel's list running through every image (long lists: fewer loads and
       // stores of dW's rows, fewer loop ends)

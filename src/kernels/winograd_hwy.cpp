@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstring>
 
+#include "kernels/layout.h"
+#include "kernels/transpose-inl.h"
 #include "kernels/winograd.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -111,50 +113,6 @@ HWY_INLINE void ProductTile(D d, const float* HWY_RESTRICT Vf, size_t cp, const 
     for (int v = 0; v < NO; ++v) hn::StoreU(acc[r][v], d, Mf + size_t(r) * ocp + size_t(v) * L);
 }
 
-#if HWY_TARGET != HWY_SCALAR
-// 4 x 4 transposes within each 128-bit block: lane 4 blk + i of out[q] is lane 4 blk + q of in[i].
-template <class D, class V>
-HWY_INLINE void Transpose4(D d, const V* in, V* out) {
-  const hn::Repartition<double, D> dd;
-  const auto ab0 = hn::BitCast(dd, hn::InterleaveLower(d, in[0], in[1]));  // per block: a0 b0 a1 b1
-  const auto ab1 = hn::BitCast(dd, hn::InterleaveUpper(d, in[0], in[1]));  // a2 b2 a3 b3
-  const auto cd0 = hn::BitCast(dd, hn::InterleaveLower(d, in[2], in[3]));
-  const auto cd1 = hn::BitCast(dd, hn::InterleaveUpper(d, in[2], in[3]));
-  out[0] = hn::BitCast(d, hn::InterleaveLower(dd, ab0, cd0));  // a0 b0 c0 d0
-  out[1] = hn::BitCast(d, hn::InterleaveUpper(dd, ab0, cd0));
-  out[2] = hn::BitCast(d, hn::InterleaveLower(dd, ab1, cd1));
-  out[3] = hn::BitCast(d, hn::InterleaveUpper(dd, ab1, cd1));
-}
-#endif
-
-// x (C, H, W) into the grid's insides from (pad, pad), HWC with cp floats per pixel: 4 channels by 4 pixels at a
-// time through a 4 x 4 transpose, the rest one by one.
-HWY_INLINE void ToGrid(const float* HWY_RESTRICT x, int C, int H, int W, int pad, int WG, size_t cp,
-                       float* HWY_RESTRICT grid) {
-  for (int r = 0; r < H; ++r) {
-    float* row = grid + (size_t(r + pad) * size_t(WG) + size_t(pad)) * cp;
-    int c = 0;
-#if HWY_TARGET != HWY_SCALAR
-    const hn::CappedTag<float, 4> d4;
-    const size_t cs = size_t(H) * size_t(W);  // a channel's plane
-    for (; hn::Lanes(d4) == 4 && c + 4 <= C; c += 4) {
-      const float* src = x + (size_t(c) * size_t(H) + size_t(r)) * size_t(W);
-      int j = 0;
-      for (; j + 4 <= W; j += 4) {
-        hn::Vec<decltype(d4)> in[4], out[4];
-        for (int q = 0; q < 4; ++q) in[q] = hn::LoadU(d4, src + size_t(q) * cs + size_t(j));
-        Transpose4(d4, in, out);
-        for (int q = 0; q < 4; ++q) hn::StoreU(out[q], d4, row + size_t(j + q) * cp + size_t(c));
-      }
-      for (; j < W; ++j)
-        for (int q = 0; q < 4; ++q) row[size_t(j) * cp + size_t(c + q)] = src[size_t(q) * cs + size_t(j)];
-    }
-#endif
-    for (; c < C; ++c)
-      for (int j = 0; j < W; ++j) row[size_t(j) * cp + size_t(c)] = x[(size_t(c) * size_t(H) + size_t(r)) * size_t(W) + size_t(j)];
-  }
-}
-
 // A row of 4 outputs of a tile, v[j] holding pixel j's channels (one per lane), into the first `lanes` channel
 // planes of y (P floats apart) at dst, its first `cols` pixels: transposed, so that each channel's 4 pixels are
 // side by side (a 16-byte copy, not 4 single floats). `lane` holds 4 vectors.
@@ -211,7 +169,8 @@ void Convolve(const float* HWY_RESTRICT x, int C, int H, int W, int pad, int OC,
   float* Mb = Vb + size_t(F) * kTB * cp;             // and their products (f, tile, o)
   float* bp = Mb + size_t(F) * kTB * ocp;            // the bias, padded
   for (size_t o = 0; o < ocp; ++o) bp[o] = bias && o < size_t(OC) ? bias[o] : 0.0f;
-  ToGrid(x, C, H, W, pad, WG, cp, grid);  // its borders and padding channels stay zero
+  // the input into the grid's insides, HWC (its borders and padding channels stay zero)
+  chw_to_hwc(x, C, H, W, grid + (size_t(pad) * size_t(WG) + size_t(pad)) * cp, size_t(WG), cp);
   HWY_ALIGN float lane[4 * HWY_MAX_BYTES / sizeof(float)];
   const int T = TH * TW;
   for (int t0 = 0; t0 < T; t0 += kTB) {
