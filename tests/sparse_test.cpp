@@ -117,10 +117,11 @@ TEST(SparseKernel, SpmmScatterAddsEveryEntry) {
   }
 }
 
-// The skipping form gives the branch-free one's lists, for rows from all zero to all non-zero.
+// The skipping form gives the branch-free one's lists, for rows from all zero to all non-zero, shorter and longer
+// than its words of 64 entries; and for_each_nonzero from an offset.
 TEST(SparseKernel, NonzeroListSparseMatchesNonzeroList) {
   Rng rng(51);
-  for (int len : {0, 1, 7, 8, 9, 16, 31, 196, 200}) {
+  for (int len : {0, 1, 7, 8, 9, 16, 31, 63, 64, 65, 129, 196, 200}) {
     for (double density : {0.0, 0.05, 0.5, 1.0}) {
       std::vector<float> row(static_cast<size_t>(len));
       for (auto& v : row) v = rng.uniform() < density ? float(rng.normal()) : 0.0f;
@@ -133,6 +134,15 @@ TEST(SparseKernel, NonzeroListSparseMatchesNonzeroList) {
       for (int j = 0; j < k1; ++j) {
         ASSERT_EQ(i2[size_t(j)], i1[size_t(j)]);
         ASSERT_TRUE(v1[size_t(j)] == v2[size_t(j)] || (std::isnan(v1[size_t(j)]) && std::isnan(v2[size_t(j)])));
+      }
+      // from an offset, as the dense layers' threads walk their ranges of units: the same entries past it
+      for (int lo : {1, 5}) {
+        std::vector<int> seen;
+        kernels::for_each_nonzero(row.data(), std::min(lo, len), len, [&](int u) { seen.push_back(u); });
+        std::vector<int> want;
+        for (int j = 0; j < k1; ++j)
+          if (i1[size_t(j)] >= lo) want.push_back(i1[size_t(j)]);
+        ASSERT_EQ(seen, want) << len << " " << density << " from " << lo;
       }
     }
   }
