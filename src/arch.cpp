@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <map>
+#include "kernels/conv_kernels.h"
 #include "rectifier/error.h"
 
 namespace rectifier {
@@ -148,6 +149,9 @@ class Parser {
       auto a = bind(n, given, {"kernel", "stride"}, 1, args_pos);
       l.kind = n == "maxpool" ? LayerKind::maxpool : LayerKind::avgpool;
       l.kernel = integer(a["kernel"], "kernel size", 1);
+      if (l.kind == LayerKind::maxpool && l.kernel > kernels::kMaxPoolWindow)
+        fail(a["kernel"].pos, "a max-pooling window of at most " + std::to_string(kernels::kMaxPoolWindow),
+             num(a["kernel"].value));
       l.stride = a.count("stride") ? integer(a["stride"], "stride", 1) : l.kernel;
     } else if (n == "dropout") {
       auto a = bind(n, given, {"p"}, 1, args_pos);

@@ -449,6 +449,9 @@ class Pool2D final : public Layer<T> {
     g_.oh = pooled(g_.h, g_.k, g_.stride, 0);
     g_.ow = pooled(g_.w, g_.k, g_.stride, 0);
     if (g_.h < g_.k || g_.w < g_.k) shape_error(s, in, "is smaller than the pooling window " + std::to_string(g_.k));
+    if (max() && g_.k > kernels::kMaxPoolWindow)  // (the parser refuses it first; a LayerSpec built in code may not)
+      throw Error(detail::layer_name(s) + ": a max-pooling window of at most " +
+                  std::to_string(kernels::kMaxPoolWindow) + " (its argmax is one byte), not " + std::to_string(g_.k));
     this->in_ = in;
     this->out_ = {g_.c, g_.oh, g_.ow};
     return this->out_;
@@ -486,7 +489,7 @@ class Pool2D final : public Layer<T> {
  private:
   bool max() const { return this->spec_.kind == LayerKind::maxpool; }
   kernels::ConvGeometry g_{};
-  Buffer<int32_t> argmax_;
+  Buffer<uint8_t> argmax_;  // each window's argmax, ki k + kj
 };
 
 // Mean over each channel: [C, H, W] -> [C, 1, 1], as nn.AdaptiveAvgPool2d(1).

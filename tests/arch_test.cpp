@@ -67,7 +67,8 @@ TEST(Arch, ErrorsPointAtThePosition) {
                         Case{"dense(4)relu", "position 9: expected a space between layers"},
                         Case{"flatten(2)", "position 8: expected flatten without arguments"},
                         Case{"", "position 1: expected a layer"},
-                        Case{"maxpool(2,2,2)", "position 13: expected at most 2 arguments"}}) {
+                        Case{"maxpool(2,2,2)", "position 13: expected at most 2 arguments"},
+                        Case{"maxpool(16)", "position 9: expected a max-pooling window of at most 15"}}) {
     const std::string e = error_of(c.text);
     EXPECT_NE(e.find(c.expect), std::string::npos) << c.text << " -> " << e;
     EXPECT_NE(e.find(std::string("'") + c.text + "'"), std::string::npos) << e;

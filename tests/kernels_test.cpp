@@ -353,7 +353,7 @@ TEST(ConvKernel, LayerMatchesDirectConvolution) {
 // Both max-pooling paths (the 2x2 fast one and the general loop) against the reference, on values with many ties
 // (small integers), negative windows and NaNs: the same maxima and the same argmax.
 TEST(PoolKernel, MaxPoolMatchesReferenceWithTiesAndNaN) {
-  for (int k : {2, 3})
+  for (int k : {2, 3, 5})
   for (int w : {6, 10, 14, 28, 40}) {  // rows narrower than a vector, the reference CNN's, several vectors plus a tail
     const int h = 12, c = 3, n = 2, s = 2, oh = (h - k) / s + 1, ow = (w - k) / s + 1;
     kernels::ConvGeometry g{c, h, w, c, k, s, 0, oh, ow};
@@ -363,7 +363,7 @@ TEST(PoolKernel, MaxPoolMatchesReferenceWithTiesAndNaN) {
     for (size_t i = 5; i < x.size(); i += 37) x[i] = std::nanf("");
     const size_t m = size_t(n) * c * oh * ow;
     std::vector<float> y(m), ry(m);
-    std::vector<int32_t> am(m), ram(m);
+    std::vector<uint8_t> am(m), ram(m);
     kernels::maxpool_forward(g, x.data(), y.data(), am.data(), n);
     kernels::maxpool_ref(g, x.data(), ry.data(), ram.data(), n);
     for (size_t i = 0; i < m; ++i) {
@@ -383,7 +383,7 @@ TEST(PoolKernel, MaxPoolBackwardMatchesReference) {
     Rng rng{uint64_t(w)};
     const size_t in = size_t(n) * c * h * w, m = size_t(n) * c * oh * ow;
     std::vector<float> x(in), y(m), dy(m), gate(m), got(in), want(in);
-    std::vector<int32_t> am(m);
+    std::vector<uint8_t> am(m);
     for (auto& v : x) v = float(int(rng.below(7))) - 3.0f;
     for (auto& v : dy) v = float(int(rng.below(9))) - 4.0f + 0.5f;
     kernels::maxpool_forward(g, x.data(), y.data(), am.data(), n);
@@ -408,7 +408,7 @@ TEST(PoolKernel, MaxPoolBackwardThroughReluEqualsTheTwoInTurn) {
     Rng rng{uint64_t(10 * k + s)};
     const size_t in = size_t(n) * c * h * w, m = size_t(n) * c * oh * ow;
     std::vector<float> x(in), r(in), y(m), dy(m), dr(in), want(in), got(in);
-    std::vector<int32_t> am(m);
+    std::vector<uint8_t> am(m);
     for (auto& v : x) v = float(int(rng.below(5))) - 3.0f;  // -3 .. 1: most windows tie or are not positive
     for (auto& v : dy) v = float(int(rng.below(9))) - 4.0f;
     relu_forward(x.data(), r.data(), nullptr, in);
@@ -682,7 +682,7 @@ TEST(PoolKernel, MaxPoolPicksTheMaxAndRoutesTheGradient) {
   kernels::ConvGeometry g{1, 4, 4, 1, 2, 2, 0, 2, 2};
   float x[16] = {1, 2, 0, 0, 3, 4, 0, 9, -1, -2, 5, 5, -3, -4, 5, 6};
   float y[4], dx[16], dy[4] = {1, 2, 3, 4};
-  int32_t am[4];
+  uint8_t am[4];
   kernels::maxpool_forward(g, x, y, am, 1);
   EXPECT_EQ(y[0], 4);
   EXPECT_EQ(y[1], 9);

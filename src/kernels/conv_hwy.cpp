@@ -221,63 +221,62 @@ void FromGrid(const float* HWY_RESTRICT src, const float* src_end, int rows, int
   }
 }
 
-// 2x2 max pooling, stride 2, over planes [0, planes) of (h, w), both even: y and the flat argmax within the plane.
+// 2x2 max pooling, stride 2, over planes [0, planes) of (h, w), both even: y and the argmax within the window, one
+// byte (0 1 / 2 3).
 // The first maximum in window order (0,0) (0,1) (1,0) (1,1) wins and a NaN takes the window, as maxpool_ref. Pairs
 // are deinterleaved from the rows; a row's last vector may read into the next row (its lanes are not stored), and
 // whatever would read past x_end goes through the scalar loop.
-void MaxPool2x2(const float* HWY_RESTRICT x, const float* x_end, float* HWY_RESTRICT y, int32_t* HWY_RESTRICT am,
+void MaxPool2x2(const float* HWY_RESTRICT x, const float* x_end, float* HWY_RESTRICT y, uint8_t* HWY_RESTRICT am,
                 size_t planes, int h, int w) {
   const hn::ScalableTag<float> d;
   const hn::RebindToSigned<decltype(d)> di;
+  const hn::Rebind<uint8_t, decltype(d)> d8;
   const size_t L = hn::Lanes(d);
   const int oh = h / 2, ow = w / 2;
   const float* y_end = y + planes * size_t(oh) * size_t(ow);  // the same extent for am
-  const auto lane2 = hn::Add(hn::Iota(di, 0), hn::Iota(di, 0));  // 2 * lane
   for (size_t pl = 0; pl < planes; ++pl) {
     const float* xc = x + pl * size_t(h) * size_t(w);
     float* yc = y + pl * size_t(oh) * size_t(ow);
-    int32_t* ac = am + pl * size_t(oh) * size_t(ow);
+    uint8_t* ac = am + pl * size_t(oh) * size_t(ow);
     for (int oy = 0; oy < oh; ++oy) {
       const float* r0 = xc + size_t(2 * oy) * size_t(w);
       const float* r1 = r0 + w;
-      const int32_t top = 2 * oy * w;
       int ox = 0;
       for (; ox < ow && r1 + 2 * (size_t(ox) + L) <= x_end; ox += int(L)) {
         hn::Vec<decltype(d)> a, b, c, e;
         hn::LoadInterleaved2(d, r0 + 2 * ox, a, b);
         hn::LoadInterleaved2(d, r1 + 2 * ox, c, e);
-        const auto at0 = hn::Add(hn::Set(di, top + 2 * ox), lane2);
         auto best = a;
-        auto at = at0;
+        auto at = hn::Zero(di);
         auto take = hn::And(hn::Or(hn::Gt(b, best), hn::IsNaN(b)), hn::Eq(best, best));
         best = hn::IfThenElse(take, b, best);
-        at = hn::IfThenElse(hn::RebindMask(di, take), hn::Add(at0, hn::Set(di, 1)), at);
+        at = hn::IfThenElse(hn::RebindMask(di, take), hn::Set(di, 1), at);
         take = hn::And(hn::Or(hn::Gt(c, best), hn::IsNaN(c)), hn::Eq(best, best));
         best = hn::IfThenElse(take, c, best);
-        at = hn::IfThenElse(hn::RebindMask(di, take), hn::Add(at0, hn::Set(di, w)), at);
+        at = hn::IfThenElse(hn::RebindMask(di, take), hn::Set(di, 2), at);
         take = hn::And(hn::Or(hn::Gt(e, best), hn::IsNaN(e)), hn::Eq(best, best));
         best = hn::IfThenElse(take, e, best);
-        at = hn::IfThenElse(hn::RebindMask(di, take), hn::Add(at0, hn::Set(di, w + 1)), at);
+        at = hn::IfThenElse(hn::RebindMask(di, take), hn::Set(di, 3), at);
+        const auto at8 = hn::DemoteTo(d8, at);
         float* yo = yc + size_t(oy) * size_t(ow) + size_t(ox);
-        int32_t* ao = ac + size_t(oy) * size_t(ow) + size_t(ox);
+        uint8_t* ao = ac + size_t(oy) * size_t(ow) + size_t(ox);
         // A row's last vector may run into the next row's slots (rewritten by it) but not past this call's planes;
         // masked stores only there (on AMD Zen they are microcoded: 40% of this kernel's time when every row took one).
         if (size_t(ow - ox) >= L || yo + L <= y_end) {
           hn::StoreU(best, d, yo);
-          hn::StoreU(at, di, ao);
+          hn::StoreU(at8, d8, ao);
         } else {
           hn::BlendedStore(best, hn::FirstN(d, size_t(ow - ox)), d, yo);
-          hn::BlendedStore(at, hn::FirstN(di, size_t(ow - ox)), di, ao);
+          hn::BlendedStore(at8, hn::FirstN(d8, size_t(ow - ox)), d8, ao);
         }
       }
       for (; ox < ow; ++ox) {  // the same selects, one window at a time
         const int j = 2 * ox;
         const float v[4] = {r0[j], r0[j + 1], r1[j], r1[j + 1]};
-        const int32_t idx[4] = {top + j, top + j + 1, top + w + j, top + w + j + 1};
         float best = v[0];
-        int32_t at = idx[0];
+        uint8_t at = 0;
         for (int t = 1; t < 4; ++t)
-          if ((v[t] > best || v[t] != v[t]) && best == best) { best = v[t]; at = idx[t]; }
+          if ((v[t] > best || v[t] != v[t]) && best == best) { best = v[t]; at = uint8_t(t); }
         yc[size_t(oy) * size_t(ow) + size_t(ox)] = best;
         ac[size_t(oy) * size_t(ow) + size_t(ox)] = at;
       }
@@ -287,16 +286,16 @@ void MaxPool2x2(const float* HWY_RESTRICT x, const float* x_end, float* HWY_REST
 
 // The backward of MaxPool2x2 for Lanes(d) windows of a row pair from ox: the two rows of dx as interleaved pairs.
 template <class D>
-void Pool2x2BackVec(D d, const float* HWY_RESTRICT dy, const int32_t* HWY_RESTRICT am, const float* HWY_RESTRICT gate,
-                    int32_t top, int ox, int w, float* HWY_RESTRICT r0, float* HWY_RESTRICT r1) {
+void Pool2x2BackVec(D d, const float* HWY_RESTRICT dy, const uint8_t* HWY_RESTRICT am, const float* HWY_RESTRICT gate,
+                    int ox, float* HWY_RESTRICT r0, float* HWY_RESTRICT r1) {
   const hn::RebindToSigned<D> di;
+  const hn::Rebind<uint8_t, D> d8;
   auto v = hn::LoadU(d, dy);
   if (gate) v = hn::IfThenElseZero(hn::Gt(hn::LoadU(d, gate), hn::Zero(d)), v);
-  const auto a = hn::LoadU(di, am);
-  const auto p = hn::Add(hn::Set(di, top + 2 * ox), hn::Add(hn::Iota(di, 0), hn::Iota(di, 0)));
-  auto at = [&](int off) { return hn::RebindMask(d, hn::Eq(a, hn::Add(p, hn::Set(di, off)))); };
+  const auto a = hn::PromoteTo(di, hn::LoadU(d8, am));
+  auto at = [&](int i) { return hn::RebindMask(d, hn::Eq(a, hn::Set(di, i))); };
   hn::StoreInterleaved2(hn::IfThenElseZero(at(0), v), hn::IfThenElseZero(at(1), v), d, r0 + 2 * ox);
-  hn::StoreInterleaved2(hn::IfThenElseZero(at(w), v), hn::IfThenElseZero(at(w + 1), v), d, r1 + 2 * ox);
+  hn::StoreInterleaved2(hn::IfThenElseZero(at(2), v), hn::IfThenElseZero(at(3), v), d, r1 + 2 * ox);
 }
 
 // The backward of MaxPool2x2 over planes [0, planes): each window's 2x2 block of dx gets dy at the argmax and zero
@@ -304,7 +303,7 @@ void Pool2x2BackVec(D d, const float* HWY_RESTRICT dy, const int32_t* HWY_RESTRI
 // is positive: the ReLU before the pooling, in the same pass. Full vectors of windows (or, for rows shorter than
 // one, vectors of 4: the reference CNN's rows of 7), the last one overlapping the one before; one window at a time
 // only in rows shorter than 4 windows.
-void MaxPool2x2Backward(const float* HWY_RESTRICT dy, const int32_t* HWY_RESTRICT am, const float* HWY_RESTRICT gate,
+void MaxPool2x2Backward(const float* HWY_RESTRICT dy, const uint8_t* HWY_RESTRICT am, const float* HWY_RESTRICT gate,
                         float* HWY_RESTRICT dx, size_t planes, int h, int w) {
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 4> d4;
@@ -318,11 +317,10 @@ void MaxPool2x2Backward(const float* HWY_RESTRICT dy, const int32_t* HWY_RESTRIC
       const float* g = gate ? gate + orow : nullptr;
       float* r0 = dxc + size_t(2 * oy) * size_t(w);
       float* r1 = r0 + w;
-      const int32_t top = 2 * oy * w;
       // Whole vectors, then the windows left by one more vector ending at the row's end, overlapping the last one
       // (those windows are written twice, with the same values): no masked or partial stores.
       auto vec = [&](auto dd, int at) {
-        Pool2x2BackVec(dd, dy + orow + at, am + orow + at, g ? g + at : nullptr, top, at, w, r0, r1);
+        Pool2x2BackVec(dd, dy + orow + at, am + orow + at, g ? g + at : nullptr, at, r0, r1);
       };
       int ox = 0;
       if (ow >= L) {
@@ -338,11 +336,11 @@ void MaxPool2x2Backward(const float* HWY_RESTRICT dy, const int32_t* HWY_RESTRIC
       for (; ox < ow; ++ox) {
         const size_t o = orow + size_t(ox);
         const float v = gate && !(gate[o] > 0.0f) ? 0.0f : dy[o];
-        const int32_t a = am[o], p = top + 2 * ox;
-        r0[2 * ox] = a == p ? v : 0.0f;
-        r0[2 * ox + 1] = a == p + 1 ? v : 0.0f;
-        r1[2 * ox] = a == p + w ? v : 0.0f;
-        r1[2 * ox + 1] = a == p + w + 1 ? v : 0.0f;
+        const int a = am[o];
+        r0[2 * ox] = a == 0 ? v : 0.0f;
+        r0[2 * ox + 1] = a == 1 ? v : 0.0f;
+        r1[2 * ox] = a == 2 ? v : 0.0f;
+        r1[2 * ox + 1] = a == 3 ? v : 0.0f;
       }
     }
   }
@@ -592,11 +590,11 @@ void direct_weight_grad(const ConvGeometry& g, const float* buf, int G, float* d
                                          l.qn, g.oc, l.ocpad, dw);
 }
 
-void maxpool2x2_forward(const float* x, const float* x_end, float* y, int32_t* argmax, size_t planes, int h, int w) {
+void maxpool2x2_forward(const float* x, const float* x_end, float* y, uint8_t* argmax, size_t planes, int h, int w) {
   HWY_DYNAMIC_DISPATCH(MaxPool2x2)(x, x_end, y, argmax, planes, h, w);
 }
 
-void maxpool2x2_backward(const float* dy, const int32_t* argmax, const float* gate, float* dx, size_t planes, int h, int w) {
+void maxpool2x2_backward(const float* dy, const uint8_t* argmax, const float* gate, float* dx, size_t planes, int h, int w) {
   HWY_DYNAMIC_DISPATCH(MaxPool2x2Backward)(dy, argmax, gate, dx, planes, h, w);
 }
 

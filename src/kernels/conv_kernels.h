@@ -101,14 +101,18 @@ T sum8(const T* v, size_t n) {
 
 // 2x2 max pooling with stride 2 in float, planes of even (h, w), in SIMD (kernels/conv_hwy.cpp). x_end: the end of the
 // readable input. Same results as maxpool_ref.
-void maxpool2x2_forward(const float* x, const float* x_end, float* y, int32_t* argmax, size_t planes, int h, int w);
+void maxpool2x2_forward(const float* x, const float* x_end, float* y, uint8_t* argmax, size_t planes, int h, int w);
 // Its backward (conv_hwy.cpp): every dx value written once; gate as in maxpool_backward. Same results as
 // maxpool_backward_ref.
-void maxpool2x2_backward(const float* dy, const int32_t* argmax, const float* gate, float* dx, size_t planes, int h, int w);
+void maxpool2x2_backward(const float* dy, const uint8_t* argmax, const float* gate, float* dx, size_t planes, int h, int w);
 
-// x: (n, C, H, W) -> y: (n, C, OH, OW); argmax: (n, C, OH, OW) flat index into the channel plane of the first max.
+// Max pooling windows are at most this wide (k * k - 1 fits the argmax's byte).
+constexpr int kMaxPoolWindow = 15;
+
+// x: (n, C, H, W) -> y: (n, C, OH, OW); argmax: (n, C, OH, OW) the first maximum's place in its window, ki k + kj
+// (one byte: a quarter of the memory traffic of a flat int32 index, written in forward and read in backward).
 template <class T>
-void maxpool_forward(const ConvGeometry& g, const T* x, T* y, int32_t* argmax, int n) {
+void maxpool_forward(const ConvGeometry& g, const T* x, T* y, uint8_t* argmax, int n) {
   const long planes = long(n) * g.c;
   if constexpr (std::is_same_v<T, float>) {
     // The common case in SIMD; other windows, odd sizes and double take the general loop below.
@@ -127,16 +131,15 @@ void maxpool_forward(const ConvGeometry& g, const T* x, T* y, int32_t* argmax, i
   for (long pl = 0; pl < planes; ++pl) {
     const T* xc = x + size_t(pl) * g.h * g.w;
     T* yc = y + size_t(pl) * g.oh * g.ow;
-    int32_t* ac = argmax + size_t(pl) * g.oh * g.ow;
+    uint8_t* ac = argmax + size_t(pl) * g.oh * g.ow;
     for (int oy = 0; oy < g.oh; ++oy)
       for (int ox = 0; ox < g.ow; ++ox) {
         T best = -std::numeric_limits<T>::infinity();
-        int32_t at = (oy * g.stride) * g.w + ox * g.stride;
+        uint8_t at = 0;
         for (int ki = 0; ki < g.k; ++ki)
           for (int kj = 0; kj < g.k; ++kj) {
-            const int idx = (oy * g.stride + ki) * g.w + ox * g.stride + kj;
-            const T v = xc[idx];
-            if (v > best || v != v) { best = v; at = idx; if (v != v) goto done; }
+            const T v = xc[(oy * g.stride + ki) * g.w + ox * g.stride + kj];
+            if (v > best || v != v) { best = v; at = uint8_t(ki * g.k + kj); if (v != v) goto done; }
           }
       done:
         yc[oy * g.ow + ox] = best;
@@ -150,7 +153,7 @@ void maxpool_forward(const ConvGeometry& g, const T* x, T* y, int32_t* argmax, i
 // pass, since relu(x) > 0 exactly where x > 0 and the window's maximum is the value at its argmax. The plain loop,
 // the test oracle: zero dx, then add each window's gradient at its argmax.
 template <class T>
-void maxpool_backward_ref(const ConvGeometry& g, const T* dy, const int32_t* argmax, T* dx, int n, const T* gate = nullptr) {
+void maxpool_backward_ref(const ConvGeometry& g, const T* dy, const uint8_t* argmax, T* dx, int n, const T* gate = nullptr) {
   const long planes = long(n) * g.c;
 #pragma omp parallel for schedule(static) if (planes * g.h * g.w > 65536)
   for (long pl = 0; pl < planes; ++pl) {
@@ -158,15 +161,18 @@ void maxpool_backward_ref(const ConvGeometry& g, const T* dy, const int32_t* arg
     for (int i = 0; i < g.h * g.w; ++i) dxc[i] = T(0);
     const T* dyc = dy + size_t(pl) * g.oh * g.ow;
     const T* gc = gate ? gate + size_t(pl) * g.oh * g.ow : nullptr;
-    const int32_t* ac = argmax + size_t(pl) * g.oh * g.ow;
+    const uint8_t* ac = argmax + size_t(pl) * g.oh * g.ow;
     for (int o = 0; o < g.oh * g.ow; ++o)
-      if (!gc || gc[o] > T(0)) dxc[ac[o]] += dyc[o];
+      if (!gc || gc[o] > T(0)) {
+        const int oy = o / g.ow, ox = o % g.ow, ki = ac[o] / g.k, kj = ac[o] % g.k;
+        dxc[(oy * g.stride + ki) * g.w + ox * g.stride + kj] += dyc[o];
+      }
   }
 }
 
 // The same; 2x2 windows on even planes in float go to the SIMD kernel (windows tile the plane, each dx written once).
 template <class T>
-void maxpool_backward(const ConvGeometry& g, const T* dy, const int32_t* argmax, T* dx, int n, const T* gate = nullptr) {
+void maxpool_backward(const ConvGeometry& g, const T* dy, const uint8_t* argmax, T* dx, int n, const T* gate = nullptr) {
   if constexpr (std::is_same_v<T, float>) {
     if (g.k == 2 && g.stride == 2 && g.h % 2 == 0 && g.w % 2 == 0) {
       const long planes = long(n) * g.c, per = 64;
@@ -216,21 +222,20 @@ void avgpool_backward(const ConvGeometry& g, const T* dy, T* dx, int n) {
 
 // Reference for max pooling: the first maximum in window order, a NaN taking the window.
 template <class T>
-void maxpool_ref(const ConvGeometry& g, const T* x, T* y, int32_t* argmax, int n) {
+void maxpool_ref(const ConvGeometry& g, const T* x, T* y, uint8_t* argmax, int n) {
   for (long pl = 0; pl < long(n) * g.c; ++pl)
     for (int oy = 0; oy < g.oh; ++oy)
       for (int ox = 0; ox < g.ow; ++ox) {
         T best = T(0);
-        int32_t at = -1;
+        int at = -1;
         for (int ki = 0; ki < g.k && !(at >= 0 && best != best); ++ki)
           for (int kj = 0; kj < g.k; ++kj) {
-            const int32_t idx = (oy * g.stride + ki) * g.w + ox * g.stride + kj;
-            const T v = x[size_t(pl) * g.h * g.w + size_t(idx)];
-            if (at < 0 || v > best || v != v) { best = v; at = idx; }
+            const T v = x[size_t(pl) * g.h * g.w + size_t((oy * g.stride + ki) * g.w + ox * g.stride + kj)];
+            if (at < 0 || v > best || v != v) { best = v; at = ki * g.k + kj; }
             if (v != v) break;
           }
         y[(size_t(pl) * g.oh + oy) * g.ow + ox] = best;
-        argmax[(size_t(pl) * g.oh + oy) * g.ow + ox] = at;
+        argmax[(size_t(pl) * g.oh + oy) * g.ow + ox] = uint8_t(at);
       }
 }
 
