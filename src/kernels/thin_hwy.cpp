@@ -1,7 +1,8 @@
 // Matrix products with one side of at most 16 (a classifier's output layer: 10 units), in Highway, dispatched at
 // run time. OpenBLAS packs both operands and pads the thin side to its register tile, and spends 10-20 us on a
 // 128x10x128 product that is 2.6 us of multiply-adds at this machine's rate; these loops read the operands where
-// they are. Each keeps 8 vector accumulators (2 rows by 4 outputs, or 2 by 4 vectors) so the FMA units stay busy.
+// they are. Each keeps 8 vector accumulators (A B^T: 8 rows of C by its 16 columns, against B transposed by
+// blocks; A^T B: 4 rows by 2 vectors; A B: 2 rows by 4 vectors) so the FMA units stay busy.
 // The reference is kernels::gemm_ref (tests/kernels_test.cpp, ThinGemm).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/thin_hwy.cpp"
@@ -20,39 +21,63 @@ float Total(D d, V v) {
   return hn::GetLane(hn::SumOfLanes(d, v));
 }
 
-// C (m, n) = A (m, k) B (n, k)^T + (acc ? C : 0), n <= 16: dot products of rows of A with rows of B.
+// R rows of C = rows of A times Bt (kb x W, W = NV L floats per row: B's block transposed, zero past n), added to C
+// when add: NV vectors of accumulators per row, each A (r, p) broadcast against Bt's row p.
+template <int R, int NV, class D>
+HWY_INLINE void ThinRows(D d, const float* HWY_RESTRICT A, int lda, const float* HWY_RESTRICT bt, int kb, int n,
+                         float* HWY_RESTRICT C, int ldc, bool add) {
+  const size_t L = hn::Lanes(d), W = NV * L;
+  hn::Vec<D> c[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) c[r][v] = hn::Zero(d);
+  for (int p = 0; p < kb; ++p) {
+    hn::Vec<D> b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = hn::Load(d, bt + size_t(p) * W + size_t(v) * L);
+    for (int r = 0; r < R; ++r) {
+      const auto a = hn::Set(d, A[size_t(r) * size_t(lda) + size_t(p)]);
+      for (int v = 0; v < NV; ++v) c[r][v] = hn::MulAdd(a, b[v], c[r][v]);
+    }
+  }
+  HWY_ALIGN float row[16];
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < NV; ++v) hn::Store(c[r][v], d, row + size_t(v) * L);
+    float* cr = C + size_t(r) * size_t(ldc);
+    for (int j = 0; j < n; ++j) cr[j] = add ? cr[j] + row[j] : row[j];
+  }
+}
+
+// C (m, n) = A (m, k) B (n, k)^T + (acc ? C : 0), n <= 16. B is transposed by blocks of k into a buffer of n floats
+// per k, padded to 16, then each row of A is a sum of its entries times those rows (8 rows at a time
+// with one vector per row, fewer with more): no horizontal sums. The dot products of rows, each summed across its
+// lanes at the end, took 10.3 us for the MLP's 128 x 10 x 128 output layer; this, 4-5.
+template <int NV, class D>
+HWY_INLINE void ThinNTBy(D d, int m, int n, int k, const float* HWY_RESTRICT A, int lda, const float* HWY_RESTRICT B,
+                         int ldb, float* HWY_RESTRICT C, int ldc, bool acc) {
+  constexpr int kKB = 128, R = NV == 1 ? 8 : NV == 2 ? 4 : NV == 4 ? 2 : 1;  // 8 vectors of accumulators
+  const size_t W = NV * hn::Lanes(d);  // 16
+  HWY_ALIGN float bt[kKB * 16];
+  for (int p0 = 0; p0 < k; p0 += kKB) {
+    const int kb = std::min(kKB, k - p0);
+    for (int p = 0; p < kb; ++p)
+      for (size_t j = 0; j < W; ++j) bt[size_t(p) * W + j] = int(j) < n ? B[j * size_t(ldb) + size_t(p0 + p)] : 0.0f;
+    const bool add = acc || p0 > 0;
+    const float* a = A + p0;
+    int i = 0;
+    for (; i + R <= m; i += R) ThinRows<R, NV>(d, a + size_t(i) * lda, lda, bt, kb, n, C + size_t(i) * ldc, ldc, add);
+    for (; i < m; ++i) ThinRows<1, NV>(d, a + size_t(i) * lda, lda, bt, kb, n, C + size_t(i) * ldc, ldc, add);
+  }
+}
+
 void ThinNT(int m, int n, int k, const float* HWY_RESTRICT A, int lda, const float* HWY_RESTRICT B, int ldb,
             float* HWY_RESTRICT C, int ldc, bool acc) {
   const hn::ScalableTag<float> d;
-  const int L = int(hn::Lanes(d)), kv = k / L * L;
-  for (int i = 0; i < m; i += 2) {
-    const int rows = std::min(2, m - i);
-    const float* x[2] = {A + size_t(i) * lda, A + size_t(i + rows - 1) * lda};  // a missing row repeats the last
-    for (int o = 0; o < n; o += 4) {
-      const int outs = std::min(4, n - o);
-      const float* w[4];
-      for (int j = 0; j < 4; ++j) w[j] = B + size_t(o + std::min(j, outs - 1)) * ldb;
-      auto a00 = hn::Zero(d), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-      for (int p = 0; p < kv; p += L) {
-        const auto x0 = hn::LoadU(d, x[0] + p), x1 = hn::LoadU(d, x[1] + p);
-        const auto w0 = hn::LoadU(d, w[0] + p), w1 = hn::LoadU(d, w[1] + p);
-        const auto w2 = hn::LoadU(d, w[2] + p), w3 = hn::LoadU(d, w[3] + p);
-        a00 = hn::MulAdd(x0, w0, a00); a01 = hn::MulAdd(x0, w1, a01);
-        a02 = hn::MulAdd(x0, w2, a02); a03 = hn::MulAdd(x0, w3, a03);
-        a10 = hn::MulAdd(x1, w0, a10); a11 = hn::MulAdd(x1, w1, a11);
-        a12 = hn::MulAdd(x1, w2, a12); a13 = hn::MulAdd(x1, w3, a13);
-      }
-      float s[2][4] = {{Total(d, a00), Total(d, a01), Total(d, a02), Total(d, a03)},
-                       {Total(d, a10), Total(d, a11), Total(d, a12), Total(d, a13)}};
-      for (int p = kv; p < k; ++p)
-        for (int r = 0; r < 2; ++r)
-          for (int j = 0; j < 4; ++j) s[r][j] += x[r][p] * w[j][p];
-      for (int r = 0; r < rows; ++r) {
-        float* c = C + size_t(i + r) * ldc + o;
-        for (int j = 0; j < outs; ++j) c[j] = acc ? c[j] + s[r][j] : s[r][j];
-      }
-    }
+  if (k == 0) {
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) C[size_t(i) * ldc + j] = acc ? C[size_t(i) * ldc + j] : 0.0f;
+    return;
   }
+  constexpr int kNV = int(16 / hn::MaxLanes(d));  // the vectors of 16 floats (n <= 16) on this target
+  ThinNTBy<kNV>(d, m, n, k, A, lda, B, ldb, C, ldc, acc);
 }
 
 // C (m, n) = A (k, m)^T B (k, n) + (acc ? C : 0), m <= 16: for 4 rows of C and 2 vectors of its columns at a time,
