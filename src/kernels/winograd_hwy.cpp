@@ -160,6 +160,7 @@ template <int A, int M>
 void Convolve(const float* HWY_RESTRICT x, int C, int H, int W, int pad, int OC, int OH, int OW, int TH, int TW,
               int HG, int WG, size_t cp, size_t ocp, const float* HWY_RESTRICT U, const float* HWY_RESTRICT bias,
               float* HWY_RESTRICT y, float* HWY_RESTRICT scratch) {
+  static_assert(M == 4, "StoreRow writes a tile's rows of 4 outputs");
   constexpr int F = A * A;
   const hn::ScalableTag<float> d;
   using V = hn::Vec<decltype(d)>;
