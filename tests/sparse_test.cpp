@@ -66,7 +66,7 @@ TEST(SparseKernel, CountNonzeroMatchesPlainLoop) {
 
 TEST(SparseKernel, SpmmRowsMatchesPlainLoop) {
   const int rows = 9, cap = 13, brows = 20;
-  for (int ncols : {1, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40, 47, 64, 100, 130}) {
+  for (int ncols : {1, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40, 47, 64, 80, 100, 130, 144}) {
     const Lists l = random_lists(rows, cap, brows, uint64_t(ncols));
     const size_t ldb = size_t(ncols) + 3, ldc = size_t(ncols) + 5;
     const Operands start = random_operands(size_t(brows) * ldb, size_t(rows) * ldc, 7);
