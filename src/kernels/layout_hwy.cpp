@@ -15,6 +15,18 @@ HWY_BEFORE_NAMESPACE();
 namespace rectifier::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+#if HWY_TARGET != HWY_SCALAR
+// Four runs of 4 floats, ss apart from src, into four runs of 4, os apart from dst, transposed: run q of dst holds
+// element q of each source run.
+HWY_INLINE void Block4(const float* HWY_RESTRICT src, size_t ss, float* HWY_RESTRICT dst, size_t os) {
+  const hn::CappedTag<float, 4> d4;
+  hn::Vec<decltype(d4)> in[4], out[4];
+  for (int q = 0; q < 4; ++q) in[q] = hn::LoadU(d4, src + size_t(q) * ss);
+  Transpose4(d4, in, out);
+  for (int q = 0; q < 4; ++q) hn::StoreU(out[q], d4, dst + size_t(q) * os);
+}
+#endif
+
 void ChwToHwc(const float* HWY_RESTRICT x, int C, int H, int W, float* HWY_RESTRICT g, size_t wg, size_t cp) {
   const size_t plane = size_t(H) * size_t(W);
   for (int y = 0; y < H; ++y) {
@@ -22,16 +34,11 @@ void ChwToHwc(const float* HWY_RESTRICT x, int C, int H, int W, float* HWY_RESTR
     const float* src = x + size_t(y) * size_t(W);  // channel 0's row y
     int c = 0;
 #if HWY_TARGET != HWY_SCALAR
-    const hn::CappedTag<float, 4> d4;
-    for (; hn::Lanes(d4) == 4 && c + 4 <= C; c += 4) {
+    for (; hn::Lanes(hn::CappedTag<float, 4>()) == 4 && c + 4 <= C; c += 4) {
       const float* s = src + size_t(c) * plane;
       int j = 0;
-      for (; j + 4 <= W; j += 4) {
-        hn::Vec<decltype(d4)> in[4], out[4];
-        for (int q = 0; q < 4; ++q) in[q] = hn::LoadU(d4, s + size_t(q) * plane + size_t(j));
-        Transpose4(d4, in, out);  // out[q]: pixel j + q's 4 channels
-        for (int q = 0; q < 4; ++q) hn::StoreU(out[q], d4, row + size_t(j + q) * cp + size_t(c));
-      }
+      // 4 channels' rows of 4 pixels into 4 pixels' runs of 4 channels
+      for (; j + 4 <= W; j += 4) Block4(s + size_t(j), plane, row + size_t(j) * cp + size_t(c), cp);
       for (; j < W; ++j)
         for (int q = 0; q < 4; ++q) row[size_t(j) * cp + size_t(c + q)] = s[size_t(q) * plane + size_t(j)];
     }
@@ -48,16 +55,11 @@ void HwcToChw(const float* HWY_RESTRICT g, size_t wg, size_t cp, int C, int H, i
     float* dst = x + size_t(y) * size_t(W);  // channel 0's row y
     int c = 0;
 #if HWY_TARGET != HWY_SCALAR
-    const hn::CappedTag<float, 4> d4;
-    for (; hn::Lanes(d4) == 4 && c + 4 <= C; c += 4) {
+    for (; hn::Lanes(hn::CappedTag<float, 4>()) == 4 && c + 4 <= C; c += 4) {
       float* o = dst + size_t(c) * plane;
       int j = 0;
-      for (; j + 4 <= W; j += 4) {
-        hn::Vec<decltype(d4)> in[4], out[4];
-        for (int q = 0; q < 4; ++q) in[q] = hn::LoadU(d4, row + size_t(j + q) * cp + size_t(c));
-        Transpose4(d4, in, out);  // out[q]: channel c + q's 4 pixels
-        for (int q = 0; q < 4; ++q) hn::StoreU(out[q], d4, o + size_t(q) * plane + size_t(j));
-      }
+      // 4 pixels' runs of 4 channels into 4 channels' rows of 4 pixels
+      for (; j + 4 <= W; j += 4) Block4(row + size_t(j) * cp + size_t(c), cp, o + size_t(j), plane);
       for (; j < W; ++j)
         for (int q = 0; q < 4; ++q) o[size_t(q) * plane + size_t(j)] = row[size_t(j) * cp + size_t(c + q)];
     }

@@ -16,11 +16,6 @@ HWY_BEFORE_NAMESPACE();
 namespace rectifier::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-template <class D, class V>
-float Total(D d, V v) {
-  return hn::GetLane(hn::SumOfLanes(d, v));
-}
-
 // R rows of C = rows of A times Bt (kb x W, W = NV L floats per row: B's block transposed, zero past n), added to C
 // when add: NV vectors of accumulators per row, each A (r, p) broadcast against Bt's row p.
 template <int R, int NV, class D>
