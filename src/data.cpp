@@ -69,12 +69,34 @@ template void Dataset::gather_range<double>(size_t, int, double*) const;
 
 namespace {
 
-// The whole file, gunzipped when it is gzip (zlib reads plain files as they are).
-std::string slurp(const std::string& path) {
+// The size the file will have once read: a gzip file's last four bytes (ISIZE, the size modulo 2^32 of its last
+// member), else its own size. Only a hint for reserving room (one allocation, no copy as the data grow); nothing
+// relies on it being right.
+size_t size_hint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return 0;
+  const std::streamoff n = in.tellg();
+  if (n < 18) return size_t(std::max<std::streamoff>(n, 0));
+  unsigned char b[4] = {};
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(b), 2);
+  if (!(b[0] == 0x1f && b[1] == 0x8b)) return size_t(n);
+  in.seekg(n - 4);
+  in.read(reinterpret_cast<char*>(b), 4);
+  if (!in) return 0;
+  const size_t isize = size_t(b[0]) | size_t(b[1]) << 8 | size_t(b[2]) << 16 | size_t(b[3]) << 24;
+  return std::min(isize, size_t(n) * 1032);  // deflate expands at most 1032:1: a larger figure is a corrupt trailer
+}
+
+// The whole file into data (std::string or a byte vector), gunzipped when it is gzip (zlib reads plain files as
+// they are). Read straight into the destination: a training set's images are never held twice.
+template <class Bytes>
+void slurp(const std::string& path, Bytes& data) {
   if (!fs::exists(path)) throw Error(path + ": no such file");
+  data.clear();
+  data.reserve(size_hint(path));
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) throw Error(path + ": cannot open");
-  std::string data;
   char buf[1 << 16];
   while (true) {
     int got = gzread(f, buf, sizeof buf);
@@ -85,7 +107,7 @@ std::string slurp(const std::string& path) {
       throw Error(path + ": corrupt gzip data after " + std::to_string(data.size()) + " bytes (" + msg + ")");
     }
     if (got == 0) break;
-    data.append(buf, size_t(got));
+    data.insert(data.end(), buf, buf + got);
   }
   int errnum = 0;
   const char* msg = gzerror(f, &errnum);
@@ -95,10 +117,10 @@ std::string slurp(const std::string& path) {
     throw Error(path + ": truncated or corrupt gzip data after " + std::to_string(data.size()) + " bytes (" + m + ")");
   }
   gzclose(f);
-  return data;
 }
 
-uint32_t be32(const std::string& d, size_t off) {
+template <class Bytes>
+uint32_t be32(const Bytes& d, size_t off) {
   return (uint32_t(uint8_t(d[off])) << 24) | (uint32_t(uint8_t(d[off + 1])) << 16) |
          (uint32_t(uint8_t(d[off + 2])) << 8) | uint32_t(uint8_t(d[off + 3]));
 }
@@ -110,7 +132,8 @@ std::string hex(uint32_t v) {
 }
 
 // Parses an IDX header of `dims` dimensions (unsigned bytes). Returns the dimensions; checks the data length.
-std::vector<uint32_t> idx_header(const std::string& d, const std::string& path, int dims, const char* what) {
+template <class Bytes>
+std::vector<uint32_t> idx_header(const Bytes& d, const std::string& path, int dims, const char* what) {
   const uint32_t want = 0x00000800u | uint32_t(dims);
   if (d.size() < 4) throw Error(path + ": truncated at byte " + std::to_string(d.size()) + ": no IDX magic number");
   const uint32_t magic = be32(d, 0);
@@ -149,15 +172,16 @@ std::string find_idx(const std::string& dir, const std::string& stem) {
 Dataset read_idx(const std::string& images_path, const std::string& labels_path) {
   Dataset ds;
   ds.source = images_path;
-  std::string img = slurp(images_path);
-  auto dim = idx_header(img, images_path, 3, "image");
-  std::string lab = slurp(labels_path);
+  slurp(images_path, ds.pixels);  // header and all, read in place; the header is dropped below
+  auto dim = idx_header(ds.pixels, images_path, 3, "image");
+  std::string lab;
+  slurp(labels_path, lab);
   auto ldim = idx_header(lab, labels_path, 1, "label");
   if (ldim[0] != dim[0])
     throw Error(labels_path + ": " + std::to_string(ldim[0]) + " labels, but " + images_path + " has " +
                 std::to_string(dim[0]) + " images");
   ds.shape = {1, int(dim[1]), int(dim[2])};
-  ds.pixels.assign(img.begin() + 16, img.end());
+  ds.pixels.erase(ds.pixels.begin(), ds.pixels.begin() + 16);
   ds.labels.resize(ldim[0]);
   int mx = 0;
   for (size_t i = 0; i < ldim[0]; ++i) {

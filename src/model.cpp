@@ -1,6 +1,9 @@
 #include "rectifier/model.h"
 
 #include <omp.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include <cstring>
 #include <stdexcept>
@@ -8,6 +11,18 @@
 #include "rectifier/error.h"
 
 namespace rectifier {
+
+void* alloc_huge(size_t bytes) {
+  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = std::aligned_alloc(kHugePage, rounded);
+  if (!p) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  (void)madvise(p, rounded, MADV_HUGEPAGE);  // a hint: without it (or THP off) the pages are 4 KB, as before
+#endif
+  return p;
+}
+
+void free_huge(void* p) noexcept { std::free(p); }
 
 std::string shape_str(const Shape& s) {
   std::string t = "[";

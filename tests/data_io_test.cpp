@@ -76,6 +76,45 @@ TEST(Idx, ReadsPlainAndGzipped) {
   EXPECT_FLOAT_EQ(x[0], 12.0f / 255.0f);
 }
 
+// The images are read straight into the data set's storage, with the size a gzip file's trailer gives as a hint
+// for reserving room; a trailer that lies is reported as a corrupt file, not trusted (no 4 GB reservation).
+TEST(Idx, GzippedImagesWithAWrongSizeTrailerReadTheSame) {
+  TempDir d;
+  const std::string images = idx_images(300, 5, 7);
+  write_gz(d / "i.gz", images);
+  write(d / "l", idx_labels(300));
+  Dataset good = read_idx(d / "i.gz", d / "l");
+  ASSERT_EQ(good.pixels.size(), 300u * 35u);
+  for (size_t i = 0; i < good.pixels.size(); ++i) ASSERT_EQ(good.pixels[i], uint8_t(images[16 + i])) << i;
+  for (uint32_t lie : {0u, 7u, 0xffffffffu}) {
+    std::fstream f(d / "i.gz", std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(-4, std::ios::end);
+    const char b[4] = {char(lie), char(lie >> 8), char(lie >> 16), char(lie >> 24)};
+    f.write(b, 4);
+    f.close();
+    // zlib checks the trailer once it has read the data: a wrong one is a corrupt file, named as such, whatever
+    // room the hint reserved
+    expect_error([&] { read_idx(d / "i.gz", d / "l"); }, {d / "i.gz", "corrupt gzip data", "incorrect length check"});
+  }
+}
+
+// Blocks of 2 MB or more (a training set's images, a CNN's activations) are 2 MB aligned, where transparent huge
+// pages can back them; smaller ones are not rounded up.
+TEST(HugePages, LargeBuffersAndDataSetsAreAlignedToHugePages) {
+  Buffer<float> big(kHugePage / sizeof(float) + 3), small(1000);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data()) % kHugePage, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small.data()) % 64, 0u);
+  for (size_t i = 0; i < big.size(); i += 4099) ASSERT_EQ(big[i], 0.0f);  // zero-filled as any Buffer
+  HugeVector<uint8_t> v;
+  for (int i = 0; i < 3 << 20; ++i) v.push_back(uint8_t(i * 7));  // grows across the 2 MB threshold
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data()) % kHugePage, 0u);
+  for (int i = 0; i < 3 << 20; i += 997) ASSERT_EQ(v[size_t(i)], uint8_t(i * 7));
+  HugeVector<uint8_t> w = v;  // copies and shrinks through the same allocator
+  w.resize(100);
+  w.shrink_to_fit();
+  EXPECT_EQ(w[99], uint8_t(99 * 7));
+}
+
 TEST(Idx, MalformedFilesNameTheFileAndOffset) {
   TempDir d;
   write(d / "l", idx_labels(5));

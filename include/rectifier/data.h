@@ -11,8 +11,8 @@ namespace rectifier {
 struct Dataset {
   std::string source;             // where it came from, for messages
   Shape shape;                    // one example: {1, 28, 28} for images, {d} for tabular data
-  std::vector<uint8_t> pixels;    // (n, shape) when the data are images
-  std::vector<float> features;    // (n, shape) otherwise
+  HugeVector<uint8_t> pixels;     // (n, shape) when the data are images (huge pages: rows are read at random)
+  HugeVector<float> features;     // (n, shape) otherwise
   std::vector<int32_t> labels;    // (n)
   int classes = 0;
   double scale = 1.0;             // applied when gathering: 1/255 for images
