@@ -51,8 +51,9 @@ INSTANTIATE_TEST_SUITE_P(All, ActivationKernel,
 // The mask path (forward keeps x > 0 as bits, backward reads them) and the streaming-store path for large arrays.
 TEST(ActivationKernel, ReluMaskAndStreamingMatchReference) {
   const size_t streamed = relu_stream_bytes() / sizeof(float) + 5;  // the first size written with streaming stores
+  const size_t streamed_from_x = relu_stream_bytes() * 2 / 3 / sizeof(float) + 5;  // by relu_backward alone
   ASSERT_LE(streamed, size_t(1) << 28) << "a last-level cache of over 2 GB?";
-  for (size_t n : {size_t(1), size_t(15), size_t(65536 + 7), streamed}) {
+  for (size_t n : {size_t(1), size_t(15), size_t(65536 + 7), streamed_from_x, streamed}) {
     Rng rng(n);
     std::vector<float> x(n), y(n), dy(n), dx(n), dx2(n);
     for (size_t i = 0; i < n; ++i) { x[i] = float(rng.normal()); dy[i] = float(rng.normal()); }

@@ -127,8 +127,9 @@ size_t relu_mask_bytes(size_t n);
 void relu_forward(const float* x, float* y, uint8_t* mask, size_t n);
 void relu_backward(const float* x, const float* dy, float* dx, size_t n);
 void relu_backward_mask(const uint8_t* mask, const float* dy, float* dx, size_t n);
-// Outputs larger than this many bytes (half the last-level cache, read from Linux's sysfs; 8 MB without it) are
-// written with streaming stores, which bypass the cache.
+// Half the last-level cache (read from Linux's sysfs; 8 MB without it). A pass whose arrays together exceed twice
+// this writes its output with streaming stores, which bypass the cache: the forward and the backward from the mask
+// (two float arrays) from n floats over relu_stream_bytes() / 4, the backward from x (three) from two thirds of that.
 size_t relu_stream_bytes();
 
 // Sigmoid and tanh forward in float with SIMD (Highway, run-time dispatch); act_forward uses them.
