@@ -109,10 +109,12 @@ class Progress {
 }  // namespace
 
 template <class T>
-EvalResult evaluate(Model<T>& model, const Dataset& data, LossKind loss, int batch) {
+EvalResult evaluate(Model<T>& model, const Dataset& data, LossKind loss, int batch, Buffer<T>* workspace) {
   const size_t N = data.size(), D = numel(data.shape), K = numel(model.output_shape());
   batch = int(std::min<size_t>(size_t(batch), std::max<size_t>(N, 1)));
-  Buffer<T> x(size_t(batch) * D);
+  Buffer<T> own;
+  Buffer<T>& x = workspace ? *workspace : own;
+  if (x.size() < size_t(batch) * D) x.resize(size_t(batch) * D);
   EvalResult r;
   double total = 0;
   size_t correct = 0;
@@ -160,8 +162,8 @@ std::vector<float> predict(Predictor<T>& p, const Dataset& data, int batch) {
                             [&](const T* x, int n) { return p.predict(x, n); });
 }
 
-template EvalResult evaluate<float>(Model<float>&, const Dataset&, LossKind, int);
-template EvalResult evaluate<double>(Model<double>&, const Dataset&, LossKind, int);
+template EvalResult evaluate<float>(Model<float>&, const Dataset&, LossKind, int, Buffer<float>*);
+template EvalResult evaluate<double>(Model<double>&, const Dataset&, LossKind, int, Buffer<double>*);
 template std::vector<float> predict<float>(Model<float>&, const Dataset&, int);
 template std::vector<float> predict<double>(Model<double>&, const Dataset&, int);
 template std::vector<float> predict<float>(Predictor<float>&, const Dataset&, int);
@@ -191,6 +193,7 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
   } keep_outputs{model, model.keep_outputs()};
   model.set_keep_outputs(cfg.l1_activation > 0);
   Buffer<float> x(size_t(B) * D), dout(size_t(B) * K), last_good(cfg.stop_on_nonfinite ? model.num_params() : 0);
+  Buffer<float> eval_x;  // every epoch's evaluation input (evaluate sizes it once)
   std::vector<uint32_t> perm(N);
   for (size_t i = 0; i < N; ++i) perm[i] = uint32_t(i);
   std::vector<int32_t> labels(static_cast<size_t>(B));
@@ -300,12 +303,12 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
     if (monitor) m.diagnostics = monitor->end_epoch();
     progress.finish();
     if (cfg.eval_train) {
-      EvalResult e = evaluate(model, tr, cfg.loss);
+      EvalResult e = evaluate(model, tr, cfg.loss, 512, &eval_x);
       m.train_loss = e.loss;
       m.train_accuracy = e.accuracy;
     }
     if (data.test.size() > 0 && (epoch % std::max(cfg.eval_every, 1) == 0 || epoch == cfg.epochs || stop)) {
-      EvalResult e = evaluate(model, data.test, cfg.loss);
+      EvalResult e = evaluate(model, data.test, cfg.loss, 512, &eval_x);
       m.test_loss = e.loss;
       m.test_accuracy = e.accuracy;
       m.evaluated = true;

@@ -47,6 +47,26 @@ TEST(Trainer, SameSeedOneThreadIsBitIdentical) {
   EXPECT_NE(std::memcmp(a.data(), c.data(), a.size() * 4), 0);
 }
 
+// evaluate with a workspace: the same figures as with its own buffer; a workspace too small is grown once, one
+// large enough is used as it is (the trainer's every-epoch evaluations then allocate nothing).
+TEST(Trainer, EvaluateReusesItsWorkspace) {
+  DataSplit d = load_data("moons:700");
+  Model<float> m = mlp("dense(16) relu dense(2)", {2}, 3);
+  const EvalResult own = evaluate(m, d.test, LossKind::cross_entropy, 64);
+  Buffer<float> ws(5);
+  const EvalResult with = evaluate(m, d.test, LossKind::cross_entropy, 64, &ws);
+  EXPECT_EQ(with.loss, own.loss);
+  EXPECT_EQ(with.accuracy, own.accuracy);
+  EXPECT_EQ(with.n, own.n);
+  ASSERT_EQ(ws.size(), 64u * 2u);  // grown to a batch of 64 two-feature examples
+  const float* at = ws.data();
+  const EvalResult again = evaluate(m, d.test, LossKind::cross_entropy, 32, &ws);  // a smaller batch: kept
+  EXPECT_EQ(ws.data(), at);
+  EXPECT_EQ(ws.size(), 64u * 2u);
+  EXPECT_NEAR(again.loss, own.loss, 1e-12);
+  EXPECT_EQ(again.accuracy, own.accuracy);
+}
+
 // With a monitor and no clipping the trainer takes the monitor's figures in the optimizer's pass; a clip norm too
 // large to clip sends it through the monitor's own passes. One thread, one seed: the same weights, bit for bit, and
 // the same diagnostics (update ratios within rounding).
