@@ -12,6 +12,9 @@
 
 namespace rectifier {
 
+// tensor.h's allocation for large blocks (kept here with shape_str, tensor.h's other out-of-line function).
+// Rounded up to whole huge pages: a block of 2.1 MB takes two, the second mostly unused (Buffer zero-fills its
+// bytes only, but the kernel backs a touched huge page whole).
 void* alloc_huge(size_t bytes) {
   const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
   void* p = std::aligned_alloc(kHugePage, rounded);

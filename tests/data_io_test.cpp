@@ -78,7 +78,7 @@ TEST(Idx, ReadsPlainAndGzipped) {
 
 // The images are read straight into the data set's storage, with the size a gzip file's trailer gives as a hint
 // for reserving room; a trailer that lies is reported as a corrupt file, not trusted (no 4 GB reservation).
-TEST(Idx, GzippedImagesWithAWrongSizeTrailerReadTheSame) {
+TEST(Idx, GzippedImagesReadInPlaceAndAWrongSizeTrailerIsAnError) {
   TempDir d;
   const std::string images = idx_images(300, 5, 7);
   write_gz(d / "i.gz", images);
