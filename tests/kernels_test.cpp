@@ -252,29 +252,44 @@ TEST(PackedGemm, SparseInputMatchesDense) {
 }
 
 // Split over two threads unevenly (one told three times slower), and over one: the same bits, since each output is
-// summed in the same order whatever the split; the epilogue sees each row once, with all the columns.
+// summed in the same order whatever the split; the epilogue sees each row once, with all the columns. Dense, and
+// skipping zeros (half of A zero), whose blocks may end at any row rather than at a 6-row tile.
 TEST(PackedGemm, SplitDoesNotChangeBits) {
   const int threads = omp_get_max_threads();
   kernels::SplitBalance& b = kernels::SplitBalance::get();
   const int m = 130, n = 256, k = 784;
   const auto ad = test::random_vec(size_t(m) * k, 3), wd = test::random_vec(size_t(n) * k, 4);
-  const std::vector<float> A(ad.begin(), ad.end()), W(wd.begin(), wd.end());
-  std::vector<float> P(kernels::packed_size(n, k)), one(size_t(m) * n), two(one.size());
-  std::vector<int> seen(size_t(m), 0);
-  omp_set_num_threads(1);
-  kernels::pgemm_nt_packed(m, n, k, A.data(), k, W.data(), P.data(), one.data(), n, [](int, int, int, int) {});
-  omp_set_num_threads(2);
-  const double work[2] = {1, 1}, slow[2] = {1e-3, 3e-3};
-  for (int i = 0; i < 40; ++i) b.record(2, work, slow);
-  kernels::pgemm_nt_packed(m, n, k, A.data(), k, W.data(), P.data(), two.data(), n, [&](int r0, int rows, int c0, int cols) {
-    EXPECT_EQ(c0, 0);
-    EXPECT_EQ(cols, n);
-    for (int i = r0; i < r0 + rows; ++i) ++seen[size_t(i)];
-  });
-  b.set_adaptive(true);
-  omp_set_num_threads(threads);
-  for (int i = 0; i < m; ++i) ASSERT_EQ(seen[size_t(i)], 1) << "row " << i;
-  ASSERT_EQ(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)), 0);
+  std::vector<float> A(ad.begin(), ad.end());
+  const std::vector<float> W(wd.begin(), wd.end());
+  for (size_t j = 0; j < A.size(); j += 2) A[j] = 0.0f;
+  for (bool sparse : {false, true}) {
+    std::vector<float> P(kernels::packed_size(n, k)), one(size_t(m) * n), two(one.size());
+    std::vector<int> seen(size_t(m), 0);
+    int first_end = -1;
+    omp_set_num_threads(1);
+    kernels::pgemm_nt_packed(m, n, k, A.data(), k, W.data(), P.data(), one.data(), n, [](int, int, int, int) {}, sparse);
+    omp_set_num_threads(2);
+    const double work[2] = {1, 1}, slow[2] = {1e-3, 3e-3};
+    for (int i = 0; i < 40; ++i) b.record(2, work, slow);
+    kernels::pgemm_nt_packed(m, n, k, A.data(), k, W.data(), P.data(), two.data(), n, [&](int r0, int rows, int c0, int cols) {
+      EXPECT_EQ(c0, 0);
+      EXPECT_EQ(cols, n);
+      if (r0 == 0) first_end = rows;
+      for (int i = r0; i < r0 + rows; ++i) ++seen[size_t(i)];
+    }, sparse);
+    b.set_adaptive(true);
+    omp_set_num_threads(threads);
+    for (int i = 0; i < m; ++i) ASSERT_EQ(seen[size_t(i)], 1) << "row " << i << (sparse ? ", sparse" : "");
+    ASSERT_EQ(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)), 0) << (sparse ? "sparse" : "dense");
+    // about three quarters of the rows for the fast thread (the running average is near 3:1 after 40 products):
+    // whole tiles for the dense product, any row for the sparse one
+    EXPECT_NEAR(first_end, 97, 3);
+    if (sparse) {
+      EXPECT_NE(first_end % 6, 0);
+    } else {
+      EXPECT_EQ(first_end % 6, 0);
+    }
+  }
 }
 
 // One example against panels packed once (inference): packed_gemv on one thread and split over two, dense and

@@ -50,7 +50,9 @@ void pgemm_nt_packed(int m, int n, int k, const float* A, int lda, const float* 
     epilogue(0, m, 0, n);
     return;
   }
-  balanced_blocks(m, 6, threads, true /* no split changes a bit */, [&](int t, int got) {
+  // Blocks of whole 6-row tiles for the dense product; any rows for the sparse one, which takes a row at a time:
+  // 128 rows are 21 tiles and a third, so tiles could not split them closer than 66 to 62.
+  balanced_blocks(m, sparse_a ? 1 : 6, threads, true /* no split changes a bit */, [&](int t, int got) {
     if (!W) return;
     pack_panels(W, n, k, int(long(panels) * t / got), int(long(panels) * (t + 1) / got), P);
 #pragma omp barrier
