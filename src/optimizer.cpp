@@ -126,8 +126,10 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
   T* v = v_.data();
   const long n = long(n_);
   // Split over threads in fixed blocks: the same result for any thread count. f(B, offset, length) with B a
-  // std::bool_constant: whether to keep the backup.
-  auto each = [&](auto&& f) {
+  // std::bool_constant: whether to keep the backup. With stats, fsum(B, offset, length, ratio), if not null, does
+  // f's update of a block and returns the monitor's sums over it (kernels::BlockSums) in the same pass, leaving g.
+  auto each = [&](auto&& f, auto&& fsum) {
+    constexpr bool kFused = !std::is_same_v<std::decay_t<decltype(fsum)>, std::nullptr_t>;
     auto run = [&](auto B) {
       if (!stats) {
 #pragma omp parallel for schedule(static) if (n > 32768)
@@ -146,21 +148,28 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
       for (long r = 0; r < nr; ++r) {
         const auto [off, size] = st.ranges[size_t(r)];
         double gs = 0, du = 0, w = 0;
-        T before[4096];
+        [[maybe_unused]] T before[4096];  // the weights before a block's update, for add_update_sums
         for (size_t b = off; b < off + size; b += 4096) {
           const size_t k = std::min(off + size, b + 4096) - b;
-          const double s = kernels::sum_squares(g + b, k);
-          if (!std::isfinite(s) && st.first_bad[size_t(r)] == SIZE_MAX)
+          kernels::BlockSums sums;
+          if constexpr (kFused) sums = fsum(B, long(b), long(k), st.ratio);
+          else sums.g2 = kernels::sum_squares(g + b, k);
+          if (!std::isfinite(sums.g2) && st.first_bad[size_t(r)] == SIZE_MAX)
             for (size_t j = b; j < b + k; ++j)
               if (!std::isfinite(g[j])) {
                 st.first_bad[size_t(r)] = j;
                 st.first_bad_nan[size_t(r)] = std::isnan(g[j]);
                 break;
               }
-          gs += s;
-          if (st.ratio) std::copy(p + b, p + b + k, before);
-          f(B, long(b), long(k));
-          if (st.ratio) kernels::add_update_sums(p + b, before, k, du, w);
+          gs += sums.g2;
+          if constexpr (kFused) {
+            if (Z) std::fill(g + b, g + b + k, T(0));
+            du += sums.du, w += sums.w;
+          } else {
+            if (st.ratio) std::copy(p + b, p + b + k, before);
+            f(B, long(b), long(k));
+            if (st.ratio) kernels::add_update_sums(p + b, before, k, du, w);
+          }
         }
         st.grad_ss[size_t(r)] = gs;
         if (st.ratio) st.update_ss[size_t(r)] = du, st.weight_ss[size_t(r)] = w;
@@ -177,6 +186,11 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
         each([&](auto B, long b, long k) {
           if constexpr (std::is_same_v<T, float>) kernels::sgd_update(p + b, g + b, bk(b), size_t(k), lr, wd, Z);
           else kernels::sgd_update_ref<B(), Z>(p + b, g + b, bk(b), k, lr, wd);
+        }, [&](auto, long b, long k, bool ratio) {
+          if constexpr (std::is_same_v<T, float>)
+            return kernels::update_with_sums(p + b, g + b, nullptr, bk(b), size_t(k), lr, wd, T(0), T(0), T(1), ratio);
+          else
+            return kernels::update_with_sums_ref<T>(p + b, g + b, nullptr, bk(b), k, lr, wd, T(0), T(0), T(1), ratio);
         });
         break;
       }
@@ -188,6 +202,11 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
           kernels::momentum_update(p + b, g + b, m + b, bk(b), size_t(k), lr, wd, mu, a, c, Z);
         else
           kernels::momentum_update_ref<B(), Z>(p + b, g + b, m + b, bk(b), k, lr, wd, mu, a, c);
+      }, [&](auto, long b, long k, bool ratio) {
+        if constexpr (std::is_same_v<T, float>)
+          return kernels::update_with_sums(p + b, g + b, m + b, bk(b), size_t(k), lr, wd, mu, a, c, ratio);
+        else
+          return kernels::update_with_sums_ref<T>(p + b, g + b, m + b, bk(b), k, lr, wd, mu, a, c, ratio);
       });
       break;
     }
@@ -198,12 +217,13 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
       const bool decoupled = cfg_.kind == OptKind::adamw;
       each([&](auto B, long b, long k) {
         adam_block<B(), Z>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, decoupled, b1, b2, eps, c1, c2s);
-      });
+      }, nullptr);
       break;
     }
     case OptKind::rmsprop: {
       const T a = T(cfg_.alpha), eps = T(cfg_.eps), mu = T(cfg_.momentum);
-      each([&](auto B, long b, long k) { rmsprop_block<B(), Z>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, a, eps, mu); });
+      each([&](auto B, long b, long k) { rmsprop_block<B(), Z>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, a, eps, mu); },
+           nullptr);
       break;
     }
   }

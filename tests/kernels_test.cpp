@@ -770,6 +770,64 @@ TEST(OptimKernel, UpdatesMatchPlainLoopsBitForBit) {
         }
 }
 
+// The update with the monitor's sums in its pass: the update the bits of the plain update rules (g untouched), and
+// the sums the bits of the plain-loop reference: g2 those of sum_squares_ref, the monitor's own pass; du and w
+// within 1e-12 of add_update_sums (double sums in another order). Lengths around the 32 lanes, up to a block of 4096,
+// at offsets off a vector; SGD, momentum and Nesterov; with and without the ratio and the backup.
+TEST(OptimKernel, UpdateWithSumsMatchesPlainLoops) {
+  const size_t N = 4096;
+  std::vector<float> p0(N + 8), g0(N + 8), m0(N + 8);
+  for (size_t i = 0; i < p0.size(); ++i) {
+    p0[i] = std::sin(float(i) * 0.37f) * 0.3f;
+    g0[i] = std::cos(float(i) * 0.11f) * 1e-2f * float(1 + i % 7);
+    m0[i] = std::sin(float(i) * 0.05f) * 2e-2f;
+  }
+  struct Rule { float lr, wd, mu, a, c; };
+  for (const Rule r : {Rule{0.05f, 0.0f, 0.9f, 0.0f, 1.0f}, Rule{0.1f, 1e-3f, 0.8f, 1.0f, 0.8f}, Rule{0.3f, 1e-2f, 0.0f, 0, 1}})
+    for (size_t n : {size_t(0), size_t(1), size_t(31), size_t(32), size_t(33), size_t(100), size_t(4095), N})
+      for (size_t off : {size_t(0), size_t(3)})
+        for (int v = 0; v < 4; ++v) {
+          const bool ratio = v & 1, backup = v & 2;
+          const bool sgd = r.mu == 0.0f;
+          std::vector<float> p(p0), g(g0), m(m0), bk(N + 8, -1.0f), q(p0), h(g0), w(m0), bq(N + 8, -1.0f), e(p0);
+          const kernels::BlockSums got = kernels::update_with_sums(
+              p.data() + off, g.data() + off, sgd ? nullptr : m.data() + off, backup ? bk.data() + off : nullptr, n,
+              r.lr, r.wd, r.mu, r.a, r.c, ratio);
+          const kernels::BlockSums want = kernels::update_with_sums_ref<float>(
+              q.data() + off, h.data() + off, sgd ? nullptr : w.data() + off, backup ? bq.data() + off : nullptr,
+              long(n), r.lr, r.wd, r.mu, r.a, r.c, ratio);
+          const auto where = "mu " + std::to_string(r.mu) + " n " + std::to_string(n) + " offset " + std::to_string(off) +
+                             " variant " + std::to_string(v);
+          ASSERT_EQ(std::memcmp(p.data(), q.data(), p.size() * 4), 0) << where;
+          ASSERT_EQ(std::memcmp(m.data(), w.data(), m.size() * 4), 0) << where;
+          ASSERT_EQ(std::memcmp(g.data(), g0.data(), g.size() * 4), 0) << where;  // only read
+          ASSERT_EQ(std::memcmp(bk.data(), bq.data(), bk.size() * 4), 0) << where;
+          EXPECT_EQ(got.g2, want.g2) << where;
+          EXPECT_EQ(got.du, want.du) << where;
+          EXPECT_EQ(got.w, want.w) << where;
+          // the plain rules and sums
+          std::vector<float> pr(p0), gr(g0), mr(m0), none(N + 8);
+          if (sgd) kernels::sgd_update_ref<false, false>(pr.data() + off, gr.data() + off, none.data(), long(n), r.lr, r.wd);
+          else kernels::momentum_update_ref<false, false>(pr.data() + off, gr.data() + off, mr.data() + off, none.data(),
+                                                          long(n), r.lr, r.wd, r.mu, r.a, r.c);
+          ASSERT_EQ(std::memcmp(p.data(), pr.data(), p.size() * 4), 0) << where;
+          ASSERT_EQ(std::memcmp(m.data(), mr.data(), m.size() * 4), 0) << where;
+          EXPECT_EQ(got.g2, kernels::sum_squares_ref(g0.data() + off, n)) << where;
+          if (!ratio) {
+            EXPECT_EQ(got.du, 0.0);
+            EXPECT_EQ(got.w, 0.0);
+            continue;
+          }
+          double du = 0, wsum = 0;
+          kernels::add_update_sums(p.data() + off, e.data() + off, n, du, wsum);
+          EXPECT_NEAR(got.du, du, 1e-12 * du) << where;
+          EXPECT_NEAR(got.w, wsum, 1e-12 * wsum) << where;
+          if (n == N) {
+            EXPECT_GT(got.du, 0.0) << where;
+          }
+        }
+}
+
 TEST(OptimKernel, SumOfSquaresMatchesPlainLoopBitForBit) {
   std::vector<float> x(3 * 4096 + 100 + 3);  // room for the largest length at the largest offset
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(float(i) * 0.7f) * float(1 + i % 11);

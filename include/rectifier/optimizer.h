@@ -45,8 +45,9 @@ class Optimizer {
   // receives the values p had before the step (in the same pass: the trainer's "last good weights").
   void step(T* p, const T* g, double lr, T* backup = nullptr);
   // The same, then g zeroed in the same pass (the next backward's zero_grad, without a pass of its own). With
-  // stats, also fills stats' figures for its ranges in that pass (kernels::sum_squares per block of 4096 from each
-  // range's start: the same bits as the monitor's own pass).
+  // stats, also fills stats' figures for its ranges in that pass (sums per block of 4096 from each range's start,
+  // the gradient's with the bits of kernels::sum_squares, the monitor's own pass). SGD and momentum take them in
+  // the update's own loop (kernels::update_with_sums); Adam and RMSprop in passes over each block while it is in L1.
   void step_and_clear(T* p, T* g, double lr, T* backup = nullptr, StepStats* stats = nullptr);
   const OptimizerConfig& config() const { return cfg_; }
   long steps() const { return t_; }

@@ -41,9 +41,66 @@ RECTIFIER_ONE_PASS void momentum_update_ref(T* __restrict p, T* __restrict g, T*
   }
 }
 
+// The monitor's sums over one block of an update (Monitor::prepare_step): g2 = sum g^2, and with the ratio
+// du = sum (p after - p before)^2 and w = sum (p before)^2.
+struct BlockSums {
+  double g2 = 0, du = 0, w = 0;
+};
+
+// One block [0, n) of the SGD rule (m null: as sgd_update_ref) or of momentum (as momentum_update_ref), in the same
+// pass as its sums, each in 32 lanes (lane k takes elements k, k + 32, ...), then the elements past the last 32 in
+// order, then the lanes in order. g2 in float lanes, to double at the end: the bits of sum_squares_ref over a block
+// of up to 4096, which the monitor's own pass takes. du and w in double lanes, of the float values made double, as
+// add_update_sums (only the order of the additions differs). g is only read (the caller checks g2 for a non-finite
+// gradient before clearing it); bk, if not null, receives p first.
+// Element i of update_with_sums_ref: its update, and its terms added to the sums sg, su, sw.
+template <class T>
+inline void update_one_with_sums(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict bk, long i, T lr,
+                                 T wd, T mu, T a, T c, bool ratio, T& sg, double& su, double& sw) {
+  const T pi = p[i], g0 = g[i];
+  if (bk) bk[i] = pi;
+  const T gi = g0 + wd * pi;
+  T now;
+  if (m) {
+    const T mi = mu * m[i] + gi;
+    m[i] = mi;
+    now = pi - lr * (a * gi + c * mi);
+  } else {
+    now = pi - lr * gi;
+  }
+  p[i] = now;
+  sg += g0 * g0;
+  if (ratio) {
+    const double d = double(now) - double(pi);
+    su += d * d;
+    sw += double(pi) * double(pi);
+  }
+}
+
+template <class T>
+BlockSums update_with_sums_ref(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict bk, long n, T lr,
+                               T wd, T mu, T a, T c, bool ratio) {
+  T lg[32] = {};
+  double lu[32] = {}, lw[32] = {};
+  auto one = [&](long i, T& sg, double& su, double& sw) {
+    update_one_with_sums(p, g, m, bk, i, lr, wd, mu, a, c, ratio, sg, su, sw);
+  };
+  long j = 0;
+  for (; j + 32 <= n; j += 32)
+    for (long k = 0; k < 32; ++k) one(j + k, lg[k], lu[k], lw[k]);
+  T fg = 0;
+  double fu = 0, fw = 0;
+  for (; j < n; ++j) one(j, fg, fu, fw);
+  for (int k = 0; k < 32; ++k) fg += lg[k], fu += lu[k], fw += lw[k];
+  return {double(fg), fu, fw};
+}
+
 // The same in float, dispatched: bk may be null (no backup); zero_g is Z.
 void sgd_update(float* p, float* g, float* bk, size_t n, float lr, float wd, bool zero_g);
 void momentum_update(float* p, float* g, float* m, float* bk, size_t n, float lr, float wd, float mu, float a, float c,
                      bool zero_g);
+// update_with_sums_ref in float, dispatched: the same bits on every target.
+BlockSums update_with_sums(float* p, const float* g, float* m, float* bk, size_t n, float lr, float wd, float mu,
+                           float a, float c, bool ratio);
 
 }  // namespace rectifier::kernels
