@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <omp.h>
+#include "kernels/monitor_kernels.h"
 #include "kernels/reduce.h"
 #include "rectifier/error.h"
 
@@ -68,7 +69,7 @@ Monitor::Monitor(Model<float>& model, MonitorConfig cfg) : model_(model), cfg_(c
     next = offset + size;
   }
   fusable_ = fusable_ && next == model.num_params();
-  hist_counts_.assign(size_t(cfg_.hist_bins), 0);
+  hist_counts_.assign(4 * size_t(cfg_.hist_bins), 0);
   watch_of_.assign(model.num_layers(), -1);
   for (size_t k = 0; k < watched_.size(); ++k) watch_of_[watched_[k].layer] = int(k);
   ex_sum_.resize(watched_.size());
@@ -92,25 +93,7 @@ void Monitor::begin_epoch() {
 }
 
 namespace {
-using kernels::kLanes;
 using kernels::sum_squares;
-
-// Sum and sum of squares of x[0, n), in kLanes float lanes (vectorised), totalled in double.
-void moments(const float* x, size_t n, double& sum, double& sq) {
-  float as[kLanes] = {}, ass[kLanes] = {};
-  size_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-#pragma omp simd
-    for (size_t k = 0; k < kLanes; ++k) {
-      as[k] += x[j + k];
-      ass[k] += x[j + k] * x[j + k];
-    }
-  double s = 0, ss = 0;
-  for (; j < n; ++j) s += double(x[j]), ss += double(x[j]) * x[j];
-  for (size_t k = 0; k < kLanes; ++k) s += as[k], ss += ass[k];
-  sum = s;
-  sq = ss;
-}
 
 constexpr size_t kMomentSample = size_t(1) << 16;
 
@@ -190,17 +173,7 @@ void Monitor::observe(size_t wi, Slot& slot, int i0, int i1, const float* x0, co
   size_t lo = size_t(i0) * per, hi = size_t(i1) * per;
   if (P == 1) {
     size_t z = 0;
-    for (int i = i0; i < i1; ++i) {
-      const float* yi = y0 + size_t(i - i0) * per;
-      int32_t zi = 0;
-#pragma omp simd reduction(+ : zi)
-      for (size_t u = 0; u < U; ++u) {  // 32-bit flags and counts keep the loop in SIMD
-        const int32_t nz = yi[u] != 0.0f;
-        act[u] |= nz;
-        zi += 1 - nz;
-      }
-      z += size_t(zi);
-    }
+    for (int i = i0; i < i1; ++i) z += kernels::mark_active(y0 + size_t(i - i0) * per, U, act);
     slot.zeros[wi] += z;
   } else {
     for (int i = i0; i < i1; ++i)
@@ -221,7 +194,7 @@ void Monitor::observe(size_t wi, Slot& slot, int i0, int i1, const float* x0, co
   const int rows = int(ex_sum_[wi].size());
   for (int i = i0; i < std::min(i1, rows); ++i) {
     const size_t a = size_t(i) * per, b = std::min(a + per, kMomentSample);
-    moments(x0 + (a - size_t(i0) * per), b - a, ex_sum_[wi][size_t(i)], ex_sq_[wi][size_t(i)]);
+    kernels::moments(x0 + (a - size_t(i0) * per), b - a, ex_sum_[wi][size_t(i)], ex_sq_[wi][size_t(i)]);
   }
 }
 
@@ -262,14 +235,12 @@ void Monitor::after_forward(int n) {
       // (over an epoch of the reference nets, 60 batches: a million values), binned in float into int counts.
       const size_t m = std::min(total, size_t(1) << 14);
       const float lo = float(w.lo), scale = float(double(cfg_.hist_bins) / (w.hi - w.lo)), top = float(cfg_.hist_bins - 1);
-      int32_t* counts = hist_counts_.data();
-      for (size_t j = 0; j < m; ++j) {
-        const float f = (x[j] - lo) * scale;
-        ++counts[int(f < 0.0f ? 0.0f : (f > top ? top : f))];
-      }
-      for (int b = 0; b < cfg_.hist_bins; ++b) {
-        w.hist[size_t(b)] += counts[b];
-        counts[b] = 0;
+      int32_t* counts = hist_counts_.data();  // four tables (kernels::histogram)
+      const size_t bins = size_t(cfg_.hist_bins);
+      kernels::histogram(x, m, lo, scale, top, cfg_.hist_bins, counts);
+      for (size_t b = 0; b < bins; ++b) {
+        w.hist[b] += counts[b] + counts[bins + b] + counts[2 * bins + b] + counts[3 * bins + b];
+        counts[b] = counts[bins + b] = counts[2 * bins + b] = counts[3 * bins + b] = 0;
       }
     }
   }

@@ -8,6 +8,7 @@
 #include "kernels/conv_direct.h"
 #include "kernels/conv_kernels.h"
 #include "kernels/gemm.h"
+#include "kernels/monitor_kernels.h"
 #include "kernels/optim_kernels.h"
 #include "kernels/packed.h"
 #include "kernels/reduce.h"
@@ -852,6 +853,46 @@ TEST(OptimKernel, SumOfSquaresMatchesPlainLoopBitForBit) {
   }
   x[4100] = std::numeric_limits<float>::quiet_NaN();
   EXPECT_TRUE(std::isnan(kernels::sum_squares(x.data(), x.size())));
+}
+
+// The monitor's kernels against their plain loops, on every target (tests/CMakeLists.txt): the active flags and
+// zero counts of a dense layer's outputs (zeros, negative zeros, a NaN, which is not zero), the moments' bits, and
+// the histogram's counts in its four tables; lengths around a vector, 32 lanes and 64 values, off a vector.
+TEST(MonitorKernel, MatchPlainLoops) {
+  std::vector<float> y(700);
+  for (size_t i = 0; i < y.size(); ++i) y[i] = i % 3 == 0 ? 0.0f : std::sin(float(i) * 0.9f) * float(1 + i % 5);
+  y[10] = -0.0f;
+  y[11] = std::numeric_limits<float>::quiet_NaN();
+  for (size_t n : {size_t(0), size_t(1), size_t(15), size_t(16), size_t(17), size_t(31), size_t(33), size_t(63),
+                   size_t(64), size_t(65), size_t(128), size_t(256), size_t(600)})
+    for (size_t off : {size_t(0), size_t(3)}) {
+      const auto where = "n " + std::to_string(n) + " offset " + std::to_string(off);
+      std::vector<int32_t> act(n + 1, 0), want(n + 1, 0);
+      for (size_t u = 0; u < n; u += 7) act[u] = want[u] = 1;  // flags already set stay set
+      EXPECT_EQ(kernels::mark_active(y.data() + off, n, act.data()), kernels::mark_active_ref(y.data() + off, n, want.data()))
+          << where;
+      EXPECT_EQ(act, want) << where;
+      if (off == 0 && n > 12) {
+        EXPECT_EQ(act[11], 1) << "a NaN is not zero";
+      }
+      // the moments of finite values
+      std::vector<float> x(y.begin(), y.end());
+      x[11] = 2.5f;
+      double s1 = 0, q1 = 0, s2 = 0, q2 = 0;
+      kernels::moments(x.data() + off, n, s1, q1);
+      kernels::moments_ref(x.data() + off, n, s2, q2);
+      EXPECT_EQ(s1, s2) << where;
+      EXPECT_EQ(q1, q2) << where;
+      // the histogram: values below, inside and above the range
+      const int bins = 7;
+      std::vector<int32_t> c1(4 * bins, 0), c2(4 * bins, 0);
+      kernels::histogram(x.data() + off, n, -1.5f, float(bins / 3.0), float(bins - 1), bins, c1.data());
+      kernels::histogram_ref(x.data() + off, n, -1.5f, float(bins / 3.0), float(bins - 1), bins, c2.data());
+      EXPECT_EQ(c1, c2) << where;
+      long total = 0;
+      for (int32_t c : c1) total += c;
+      EXPECT_EQ(total, long(n)) << where;
+    }
 }
 
 }  // namespace rectifier

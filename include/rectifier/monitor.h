@@ -101,7 +101,7 @@ class Monitor : ForwardObserver<float> {
   };
   Model<float>& model_;
   MonitorConfig cfg_;
-  std::vector<int32_t> hist_counts_;  // scratch: one histogram batch's counts
+  std::vector<int32_t> hist_counts_;  // scratch: one histogram batch's counts, in four tables
   std::vector<Watched> watched_;
   std::vector<ParamStat> params_;
   // Every parameter cut into pieces of at most 16K values, kept as stats_.ranges (offset in the flat parameters
