@@ -252,6 +252,32 @@ TEST(PackedGemm, SparseInputMatchesDense) {
     }
 }
 
+// A NaN or an infinity in A is not a zero to skip: it reaches its row's outputs, as in the dense product, on every
+// target (Highway's Ne is false for a NaN on AVX2 and AVX-512: the bit masks use Not(Eq)). One row alone as well.
+TEST(PackedGemm, SparseInputKeepsNaNAndInfinity) {
+  const int nr = kernels::packed_panel_width();
+  for (int m : {3, 1})
+    for (int k : {100, 784}) {
+      const int n = 2 * nr;
+      std::vector<float> A(size_t(m) * k, 0.0f), W(size_t(n) * k, 0.5f), P(kernels::packed_size(n, k)), C(size_t(m) * n);
+      A[5] = std::numeric_limits<float>::quiet_NaN();
+      A[7] = 1.0f;
+      if (m > 1) {
+        A[size_t(k) + 70] = std::numeric_limits<float>::infinity();
+        A[2 * size_t(k) + 3] = 2.0f;
+      }
+      kernels::pack_panels(W.data(), n, k, 0, 2, P.data());
+      kernels::gemm_packed_sparse_a(m, n, k, A.data(), k, P.data(), C.data(), n);
+      for (int j = 0; j < n; ++j) {
+        EXPECT_TRUE(std::isnan(C[size_t(j)])) << "row 0, column " << j << ", k " << k;
+        if (m > 1) {
+          EXPECT_EQ(C[size_t(n) + size_t(j)], std::numeric_limits<float>::infinity()) << "row 1, column " << j;
+          EXPECT_EQ(C[2 * size_t(n) + size_t(j)], 1.0f) << "row 2, column " << j;
+        }
+      }
+    }
+}
+
 // Split over two threads unevenly (one told three times slower), and over one: the same bits, since each output is
 // summed in the same order whatever the split; the epilogue sees each row once, with all the columns. Dense, and
 // skipping zeros (half of A zero), whose blocks may end at any row rather than at a 6-row tile.

@@ -29,7 +29,9 @@ HWY_INLINE uint64_t NonzeroBits(D d, const float* HWY_RESTRICT x, int n) {
   int j = 0;
   for (; j + L <= n; j += L) {
     uint8_t mb[8] = {};
-    hn::StoreMaskBits(d, hn::Ne(hn::LoadU(d, x + j), zero), mb);
+    // Not(Eq), not Ne: Highway's Ne is an ordered compare on AVX2 and AVX-512 (false for a NaN), where C++'s != is
+    // true; with Ne, a NaN input was skipped there, and did not reach the product.
+    hn::StoreMaskBits(d, hn::Not(hn::Eq(hn::LoadU(d, x + j), zero)), mb);
     uint64_t w = 0;
     for (int b = 0; b < (L + 7) / 8; ++b) w |= uint64_t(mb[b]) << (8 * b);
     bits |= w << j;
