@@ -56,11 +56,7 @@ void Moments(const float* HWY_RESTRICT x, size_t n, double& sum, double& sq) {
     hn::Store(as[v], d, la + v * L);
     hn::Store(ass[v], d, lq + v * L);
   }
-  double s = 0, ss = 0;
-  for (; j < n; ++j) s += double(x[j]), ss += double(x[j]) * x[j];
-  for (size_t k = 0; k < 32; ++k) s += la[k], ss += lq[k];
-  sum = s;
-  sq = ss;
+  moments_finish(x, j, n, la, lq, sum, sq);
 #endif
 }
 

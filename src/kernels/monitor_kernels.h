@@ -19,8 +19,17 @@ inline size_t mark_active_ref(const float* __restrict y, size_t U, int32_t* __re
   return zeros;
 }
 
-// Sum and sum of squares of x[0, n): in 32 float lanes (lane k takes elements k, k + 32, ...), the elements past the
-// last 32 added in double, then the lanes in order.
+// The moments' last step: the elements x[j, n) past the last 32 added in double, then the 32 lanes' sums in order.
+inline void moments_finish(const float* __restrict x, size_t j, size_t n, const float* as, const float* ass,
+                           double& sum, double& sq) {
+  double s = 0, ss = 0;
+  for (; j < n; ++j) s += double(x[j]), ss += double(x[j]) * x[j];
+  for (size_t k = 0; k < 32; ++k) s += as[k], ss += ass[k];
+  sum = s;
+  sq = ss;
+}
+
+// Sum and sum of squares of x[0, n): in 32 float lanes (lane k takes elements k, k + 32, ...), then moments_finish.
 inline void moments_ref(const float* __restrict x, size_t n, double& sum, double& sq) {
   float as[32] = {}, ass[32] = {};
   size_t j = 0;
@@ -29,11 +38,7 @@ inline void moments_ref(const float* __restrict x, size_t n, double& sum, double
       as[k] += x[j + k];
       ass[k] += x[j + k] * x[j + k];
     }
-  double s = 0, ss = 0;
-  for (; j < n; ++j) s += double(x[j]), ss += double(x[j]) * x[j];
-  for (size_t k = 0; k < 32; ++k) s += as[k], ss += ass[k];
-  sum = s;
-  sq = ss;
+  moments_finish(x, j, n, as, ass, sum, sq);
 }
 
 // The bin of a finite value x among bins [0, top]: (x - lo) * scale, clamped, truncated.

@@ -83,60 +83,57 @@ kernels::BlockSums UpdateWithSumsT(float* HWY_RESTRICT p, const float* HWY_RESTR
   return kernels::update_with_sums_ref<float>(p, g, kMomentum ? m : nullptr, bk, long(n), lr, wd, mu, a, c, kRatio);
 #else
   constexpr size_t kL = HWY_LANES(float), kV = 32 / kL;
-  {
-    static_assert(kV * kL == 32, "the lanes are whole vectors");
-    const hn::ScalableTag<float> d;
-    const hn::Half<decltype(d)> dh;
-    const hn::Repartition<double, decltype(d)> dd;
-    using V = hn::Vec<decltype(d)>;
-    using VD = hn::Vec<decltype(dd)>;
-    const size_t L = hn::Lanes(d), LD = hn::Lanes(dd);
-    const V vlr = hn::Set(d, lr), vwd = hn::Set(d, wd), vmu = hn::Set(d, mu), va = hn::Set(d, a), vc = hn::Set(d, c);
-    V ag[kV];
-    VD au[2 * kV], aw[2 * kV];
-    for (size_t v = 0; v < kV; ++v) ag[v] = hn::Zero(d);
-    for (size_t v = 0; v < 2 * kV; ++v) au[v] = aw[v] = hn::Zero(dd);
-    size_t j = 0;
-    for (; j + 32 <= n; j += 32)
-      for (size_t v = 0; v < kV; ++v) {
-        const size_t i = j + v * L;
-        const V pi = hn::LoadU(d, p + i), g0 = hn::LoadU(d, g + i);
-        if (bk) hn::StoreU(pi, d, bk + i);
-        const V gi = hn::Add(g0, hn::Mul(vwd, pi));
-        V now;
-        if constexpr (kMomentum) {
-          const V mi = hn::Add(hn::Mul(vmu, hn::LoadU(d, m + i)), gi);
-          hn::StoreU(mi, d, m + i);
-          now = hn::Sub(pi, hn::Mul(vlr, hn::Add(hn::Mul(va, gi), hn::Mul(vc, mi))));
-        } else {
-          now = hn::Sub(pi, hn::Mul(vlr, gi));
-        }
-        hn::StoreU(now, d, p + i);
-        ag[v] = hn::Add(ag[v], hn::Mul(g0, g0));
-        if constexpr (kRatio) {
-          const VD wl = hn::PromoteTo(dd, hn::LowerHalf(dh, pi)), wu = hn::PromoteTo(dd, hn::UpperHalf(dh, pi));
-          const VD dl = hn::Sub(hn::PromoteTo(dd, hn::LowerHalf(dh, now)), wl);
-          const VD du = hn::Sub(hn::PromoteTo(dd, hn::UpperHalf(dh, now)), wu);
-          au[2 * v] = hn::Add(au[2 * v], hn::Mul(dl, dl));
-          au[2 * v + 1] = hn::Add(au[2 * v + 1], hn::Mul(du, du));
-          aw[2 * v] = hn::Add(aw[2 * v], hn::Mul(wl, wl));
-          aw[2 * v + 1] = hn::Add(aw[2 * v + 1], hn::Mul(wu, wu));
-        }
+  static_assert(kV * kL == 32, "the lanes are whole vectors");
+  const hn::ScalableTag<float> d;
+  const hn::Half<decltype(d)> dh;
+  const hn::Repartition<double, decltype(d)> dd;
+  using V = hn::Vec<decltype(d)>;
+  using VD = hn::Vec<decltype(dd)>;
+  const size_t L = hn::Lanes(d), LD = hn::Lanes(dd);
+  const V vlr = hn::Set(d, lr), vwd = hn::Set(d, wd), vmu = hn::Set(d, mu), va = hn::Set(d, a), vc = hn::Set(d, c);
+  V ag[kV];
+  VD au[2 * kV], aw[2 * kV];
+  for (size_t v = 0; v < kV; ++v) ag[v] = hn::Zero(d);
+  for (size_t v = 0; v < 2 * kV; ++v) au[v] = aw[v] = hn::Zero(dd);
+  size_t j = 0;
+  for (; j + 32 <= n; j += 32)
+    for (size_t v = 0; v < kV; ++v) {
+      const size_t i = j + v * L;
+      const V pi = hn::LoadU(d, p + i), g0 = hn::LoadU(d, g + i);
+      if (bk) hn::StoreU(pi, d, bk + i);
+      const V gi = hn::Add(g0, hn::Mul(vwd, pi));
+      V now;
+      if constexpr (kMomentum) {
+        const V mi = hn::Add(hn::Mul(vmu, hn::LoadU(d, m + i)), gi);
+        hn::StoreU(mi, d, m + i);
+        now = hn::Sub(pi, hn::Mul(vlr, hn::Add(hn::Mul(va, gi), hn::Mul(vc, mi))));
+      } else {
+        now = hn::Sub(pi, hn::Mul(vlr, gi));
       }
-    HWY_ALIGN float lg[32];
-    HWY_ALIGN double lu[32], lw[32];
-    for (size_t v = 0; v < kV; ++v) hn::Store(ag[v], d, lg + v * L);
-    for (size_t v = 0; v < 2 * kV; ++v) {
-      hn::Store(au[v], dd, lu + v * LD);
-      hn::Store(aw[v], dd, lw + v * LD);
+      hn::StoreU(now, d, p + i);
+      ag[v] = hn::Add(ag[v], hn::Mul(g0, g0));
+      if constexpr (kRatio) {
+        const VD wl = hn::PromoteTo(dd, hn::LowerHalf(dh, pi)), wu = hn::PromoteTo(dd, hn::UpperHalf(dh, pi));
+        const VD dl = hn::Sub(hn::PromoteTo(dd, hn::LowerHalf(dh, now)), wl);
+        const VD du = hn::Sub(hn::PromoteTo(dd, hn::UpperHalf(dh, now)), wu);
+        au[2 * v] = hn::Add(au[2 * v], hn::Mul(dl, dl));
+        au[2 * v + 1] = hn::Add(au[2 * v + 1], hn::Mul(du, du));
+        aw[2 * v] = hn::Add(aw[2 * v], hn::Mul(wl, wl));
+        aw[2 * v + 1] = hn::Add(aw[2 * v + 1], hn::Mul(wu, wu));
+      }
     }
-    float fg = 0;
-    double fu = 0, fw = 0;
-    for (; j < n; ++j)  // the last elements, as the reference
-      kernels::update_one_with_sums(p, g, kMomentum ? m : nullptr, bk, long(j), lr, wd, mu, a, c, kRatio, fg, fu, fw);
-    for (int k = 0; k < 32; ++k) fg += lg[k], fu += lu[k], fw += lw[k];
-    return {double(fg), fu, fw};
+  HWY_ALIGN float lg[32];
+  HWY_ALIGN double lu[32], lw[32];
+  for (size_t v = 0; v < kV; ++v) hn::Store(ag[v], d, lg + v * L);
+  for (size_t v = 0; v < 2 * kV; ++v) {
+    hn::Store(au[v], dd, lu + v * LD);
+    hn::Store(aw[v], dd, lw + v * LD);
   }
+  float fg = 0;
+  double fu = 0, fw = 0;
+  for (; j < n; ++j)  // the last elements, as the reference
+    kernels::update_one_with_sums(p, g, kMomentum ? m : nullptr, bk, long(j), lr, wd, mu, a, c, kRatio, fg, fu, fw);
+  return kernels::finish_sums(lg, lu, lw, fg, fu, fw);
 #endif
 }
 

@@ -47,12 +47,13 @@ struct BlockSums {
   double g2 = 0, du = 0, w = 0;
 };
 
-// One block [0, n) of the SGD rule (m null: as sgd_update_ref) or of momentum (as momentum_update_ref), in the same
-// pass as its sums, each in 32 lanes (lane k takes elements k, k + 32, ...), then the elements past the last 32 in
-// order, then the lanes in order. g2 in float lanes, to double at the end: the bits of sum_squares_ref over a block
-// of up to 4096, which the monitor's own pass takes. du and w in double lanes, of the float values made double, as
-// add_update_sums (only the order of the additions differs). g is only read (the caller checks g2 for a non-finite
-// gradient before clearing it); bk, if not null, receives p first.
+// The sums from their 32 lanes, added in order to those of the elements past the last 32 (fg, fu, fw).
+template <class T>
+inline BlockSums finish_sums(const T* lg, const double* lu, const double* lw, T fg, double fu, double fw) {
+  for (int k = 0; k < 32; ++k) fg += lg[k], fu += lu[k], fw += lw[k];
+  return {double(fg), fu, fw};
+}
+
 // Element i of update_with_sums_ref: its update, and its terms added to the sums sg, su, sw.
 template <class T>
 inline void update_one_with_sums(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict bk, long i, T lr,
@@ -77,6 +78,12 @@ inline void update_one_with_sums(T* __restrict p, const T* __restrict g, T* __re
   }
 }
 
+// One block [0, n) of the SGD rule (m null: as sgd_update_ref) or of momentum (as momentum_update_ref), in the same
+// pass as its sums, each in 32 lanes (lane k takes elements k, k + 32, ...), then the elements past the last 32 in
+// order, then the lanes in order. g2 in float lanes, to double at the end: the bits of sum_squares_ref over a block
+// of up to 4096, which the monitor's own pass takes. du and w in double lanes, of the float values made double, as
+// add_update_sums (only the order of the additions differs). g is only read (the caller checks g2 for a non-finite
+// gradient before clearing it); bk, if not null, receives p first.
 template <class T>
 BlockSums update_with_sums_ref(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict bk, long n, T lr,
                                T wd, T mu, T a, T c, bool ratio) {
@@ -91,11 +98,10 @@ BlockSums update_with_sums_ref(T* __restrict p, const T* __restrict g, T* __rest
   T fg = 0;
   double fu = 0, fw = 0;
   for (; j < n; ++j) one(j, fg, fu, fw);
-  for (int k = 0; k < 32; ++k) fg += lg[k], fu += lu[k], fw += lw[k];
-  return {double(fg), fu, fw};
+  return finish_sums(lg, lu, lw, fg, fu, fw);
 }
 
-// The same in float, dispatched: bk may be null (no backup); zero_g is Z.
+// sgd_update_ref and momentum_update_ref in float, dispatched: bk may be null (no backup); zero_g is Z.
 void sgd_update(float* p, float* g, float* bk, size_t n, float lr, float wd, bool zero_g);
 void momentum_update(float* p, float* g, float* m, float* bk, size_t n, float lr, float wd, float mu, float a, float c,
                      bool zero_g);
