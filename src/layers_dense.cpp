@@ -66,6 +66,18 @@ class Dense final : public Layer<T> {
     forward_gemm(x, out.y, n, then);
     return true;
   }
+  // A thin layer (float, at most kernels::kThin units: a classifier's output) is a per-example product: in a chain
+  // after a dense layer and its ReLU, each thread multiplies its own rows of the ReLU's output while they are in its
+  // cache, instead of one thread reading all of them (half from the other core's cache) after the parallel region.
+  // The same kernel (kernels::gemm, ThinNT) computes each row the same way whatever the range: the same bits.
+  bool per_example() const override { return thin(); }
+  void forward_examples(const T* x, T* y, int i0, int i1) override {
+    const int rows = i1 - i0;
+    kernels::gemm(false, true, rows, out_f_, in_f_, T(1), x, in_f_, this->params_[0].value, in_f_, T(0), y, out_f_);
+    const T* b = this->params_[1].value;
+    for (int i = 0; i < rows; ++i)
+      for (int j = 0; j < out_f_; ++j) y[size_t(i) * size_t(out_f_) + size_t(j)] += b[j];
+  }
   void reserve(int batch) override {
     if constexpr (std::is_same_v<T, float>) {  // room for the lists of the sparse path, by units or by examples
       list_idx_.resize(size_t(out_f_) * size_t(batch));
@@ -77,6 +89,7 @@ class Dense final : public Layer<T> {
   // dy: (n, out)  dx: (n, in)
   void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
     if ((last_sparse_ = sparse_backward(x, dy, dx, n, nullptr))) return;
+    if (thin_backward(x, dy, dx, n, nullptr)) return;
     weight_grad(x, dy, n);
     if (dx) input_grad(dy, dx, n, nullptr);
   }
@@ -85,6 +98,7 @@ class Dense final : public Layer<T> {
   // for the gradient between the two, are skipped.
   bool backward_through_relu(const T* x, const T*, const T* dy, T* dx, int n) override {
     if ((last_sparse_ = sparse_backward(x, dy, dx, n, x))) return true;
+    if (thin_backward(x, dy, dx, n, x)) return true;
     weight_grad(x, dy, n);
     input_grad(dy, dx, n, x);
     return true;
@@ -187,6 +201,43 @@ class Dense final : public Layer<T> {
         }
       }
       if (ran > 1) kernels::SplitBalance::get().record(ran, work, seconds);
+      return true;
+    }
+  }
+  bool thin() const { return std::is_same_v<T, float> && out_f_ <= kernels::kThin; }
+  // A thin layer's backward over the threads, in one region: dW by blocks of columns (of in_f_), each entry summed
+  // over the batch in order by one thread, and dx by blocks of rows (examples), zeroed where relu_out is not
+  // positive; db on the first thread. The same kernels on the same entries as the one-thread products, which run a
+  // layer this small (pgemm's threshold): the same bits. Returns false, having done nothing, when they are to run.
+  static constexpr int kThinColumnAlign = 32;  // the widest target's column strip (ThinTN: 2 vectors of 16 floats)
+  bool thin_backward(const T* x, const T* dy, T* dx, int n, const T* relu_out) {
+    if constexpr (!std::is_same_v<T, float>) {
+      return false;
+    } else {
+      if (!thin() || omp_in_parallel() || omp_get_max_threads() < 2 || in_f_ < 2 * kThinColumnAlign || n < 16 ||
+          size_t(n) * size_t(in_f_) > (size_t(1) << 16))
+        return false;
+      float* dW = this->params_[0].grad;
+      float* db = this->params_[1].grad;
+      const float* W = this->params_[0].value;
+      const int strips = (in_f_ + kThinColumnAlign - 1) / kThinColumnAlign;
+#pragma omp parallel num_threads(std::min(omp_get_max_threads(), strips))
+      {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int c0 = std::min(in_f_, strips * t / nt * kThinColumnAlign);
+        const int c1 = std::min(in_f_, strips * (t + 1) / nt * kThinColumnAlign);
+        if (c1 > c0)
+          kernels::gemm(true, false, out_f_, c1 - c0, n, 1.0f, dy, out_f_, x + c0, in_f_, 1.0f, dW + c0, in_f_);
+        if (t == 0)
+          for (int i = 0; i < n; ++i)
+            for (int j = 0; j < out_f_; ++j) db[j] += dy[size_t(i) * size_t(out_f_) + size_t(j)];
+        if (dx) {
+          const int s0 = int(long(n) * t / nt), s1 = int(long(n) * (t + 1) / nt);
+          kernels::gemm(false, false, s1 - s0, in_f_, out_f_, 1.0f, dy + size_t(s0) * size_t(out_f_), out_f_, W, in_f_,
+                        0.0f, dx + size_t(s0) * size_t(in_f_), in_f_);
+          if (relu_out) zero_where_off(relu_out, dx, s0, s1, 0, in_f_);
+        }
+      }
       return true;
     }
   }

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <string>
 #include <vector>
 #include "kernels/sparse.h"
 #include "rectifier/arch.h"
@@ -265,6 +267,62 @@ TEST(SparseKernel, DenseGradientsBehindAReluMatchFullProducts) {
   set_threads(0);
 }
 
+namespace {
+// ref (double) forward and backward on xd and dyd (n examples), then for one thread and two a float twin with ref's
+// parameters: its output, gradients and input gradient (when ref takes one) within 1e-4 of ref's, then
+// more(model, threads). Returns each run's output, gradients and input gradient, to compare bit for bit.
+std::vector<std::vector<float>> float_twin_runs(const std::string& arch, const Shape& in, Model<double>& ref,
+                                                const std::vector<double>& xd, const std::vector<double>& dyd, int n,
+                                                const std::function<void(Model<float>&, int)>& more) {
+  const size_t osz = numel(ref.output_shape()) * size_t(n);
+  const double* yref = ref.forward(xd.data(), n, true);
+  const std::vector<double> yd(yref, yref + osz);
+  ref.zero_grad();
+  ref.backward(dyd.data(), n);
+  const std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
+  const bool input_grad = ref.input_grad() != nullptr;
+  auto expect_near = [&](const float* got, const double* want, size_t count, const char* what, int threads) {
+    for (size_t j = 0; j < count; ++j)
+      ASSERT_NEAR(got[j], want[j], 1e-4 * (1 + std::abs(want[j]))) << arch << ", " << threads << " threads, " << what << " " << j;
+  };
+  std::vector<std::vector<float>> runs;
+  for (int threads : {1, 2}) {
+    set_threads(threads);
+    Model<float> m(parse_arch(arch, ArchContext{}), in);
+    for (size_t j = 0; j < m.num_params(); ++j) m.params()[j] = float(ref.params()[j]);
+    m.set_input_grad(input_grad);
+    const float* y = m.forward(x.data(), n, true);
+    expect_near(y, yd.data(), osz, "output", threads);
+    runs.emplace_back(y, y + osz);
+    m.zero_grad();
+    m.backward(dy.data(), n);
+    expect_near(m.grads(), ref.grads(), m.num_params(), "gradient", threads);
+    runs.back().insert(runs.back().end(), m.grads(), m.grads() + m.num_params());
+    if (input_grad) {
+      expect_near(m.input_grad(), ref.input_grad(), x.size(), "dx", threads);
+      runs.back().insert(runs.back().end(), m.input_grad(), m.input_grad() + x.size());
+    }
+    more(m, threads);
+  }
+  set_threads(0);
+  return runs;
+}
+}  // namespace
+
+// dense(h) relu dense(10): the thin output layer runs in the first layer's parallel loop (forward, per example) and
+// its backward splits dW by columns and dx by rows over the threads. Both match the same network in double, and give
+// the same bits on one thread (one block, and the one-thread products) and on two.
+TEST(ThinDense, ChainedForwardAndThreadedBackwardMatchDoubleAndOneThread) {
+  const int n = 96, in = 70, h = 130, out = 10;
+  const std::string arch = "dense(" + std::to_string(h) + ") relu dense(" + std::to_string(out) + ")";
+  Model<double> ref(parse_arch(arch, ArchContext{}), Shape{in});
+  ref.init(InitSpec{}, 8);
+  ref.set_input_grad(true);
+  const auto runs = float_twin_runs(arch, Shape{in}, ref, test::random_vec(size_t(n) * in, 31),
+                                    test::random_vec(size_t(n) * out, 32), n, [](Model<float>&, int) {});
+  EXPECT_EQ(runs[0], runs[1]) << "one and two threads differ";
+}
+
 // A dy with most entries non-zero takes the full products.
 TEST(SparseKernel, DenseGradientsOfADenseDyTakeTheFullProducts) {
   const int n = 64, in = 50, out = 80;
@@ -299,28 +357,8 @@ void expect_sparse_conv_matches_double(const ConvCase& g, bool input_grad, uint6
   Rng pick(seed + 3);
   for (auto& v : dyd)
     if (pick.uniform() >= g.nonzero) v = 0;
-  ref.forward(xd.data(), n, true);
-  ref.zero_grad();
-  ref.backward(dyd.data(), n);
-  const std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
-  std::vector<std::vector<float>> runs;
-  for (int threads : {1, 2}) {
-    set_threads(threads);
-    Model<float> m(parse_arch(arch, ArchContext{}), in);
-    for (size_t j = 0; j < m.num_params(); ++j) m.params()[j] = float(ref.params()[j]);
-    m.set_input_grad(input_grad);
-    m.forward(x.data(), n, true);
-    m.zero_grad();
-    m.backward(dy.data(), n);
-    ASSERT_TRUE(m.layer(0).last_backward_sparse()) << arch << ", " << threads << " threads, " << g.nonzero;
-    for (size_t j = 0; j < m.num_params(); ++j)
-      ASSERT_NEAR(m.grads()[j], ref.grads()[j], 1e-4 * (1 + std::abs(ref.grads()[j]))) << arch << " gradient " << j;
-    runs.emplace_back(m.grads(), m.grads() + m.num_params());
-    if (input_grad) {
-      for (size_t j = 0; j < isz; ++j)
-        ASSERT_NEAR(m.input_grad()[j], ref.input_grad()[j], 1e-4 * (1 + std::abs(ref.input_grad()[j]))) << arch << " dx " << j;
-      runs.back().insert(runs.back().end(), m.input_grad(), m.input_grad() + isz);
-    }
+  const auto runs = float_twin_runs(arch, in, ref, xd, dyd, n, [&](Model<float>& m, int threads) {
+    EXPECT_TRUE(m.layer(0).last_backward_sparse()) << arch << ", " << threads << " threads, " << g.nonzero;
     if (threads == 2) {  // a dense dy: the dense path
       const auto dense = test::random_vec(osz, seed + 4);
       const std::vector<float> dyf(dense.begin(), dense.end());
@@ -328,9 +366,8 @@ void expect_sparse_conv_matches_double(const ConvCase& g, bool input_grad, uint6
       m.backward(dyf.data(), n);
       EXPECT_FALSE(m.layer(0).last_backward_sparse()) << arch;
     }
-  }
+  });
   EXPECT_EQ(runs[0], runs[1]) << arch << ": one and two threads differ";
-  set_threads(0);
 }
 }  // namespace
 
