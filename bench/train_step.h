@@ -68,7 +68,7 @@ class TrainStep {
       for (size_t i = order_.size() - 1; i > 0; --i) std::swap(order_[i], order_[size_t(rng.below(i + 1))]);
     }
     if (mon_) mon_->begin_epoch();
-    m_.zero_grad();  // once, as the trainer: from then on each step clears the gradients
+    m_.discard_grads();  // as the trainer: each backward writes the gradients, and nothing zeroes them
   }
   TrainStep(const TrainStep&) = delete;
   TrainStep& operator=(const TrainStep&) = delete;
@@ -95,9 +95,10 @@ class TrainStep {
     mark(kAfterBackward);
     if (mon_ && !st) mon_->before_step();
     const bool copy = backup_.size() > 0 && steps_++ % every_ == 0;
-    opt_.step_and_clear(m_.params(), m_.grads(), data_ ? 0.05 : 0.01, copy ? backup_.data() : nullptr, st);
+    opt_.step(m_.params(), m_.grads(), data_ ? 0.05 : 0.01, copy ? backup_.data() : nullptr, st);
     if (st) (void)mon_->after_fused_step();
     else if (mon_) mon_->after_step();
+    m_.discard_grads();
     mark(kUpdate);
   }
   void run() {

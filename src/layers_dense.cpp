@@ -104,6 +104,7 @@ class Dense final : public Layer<T> {
     return true;
   }
   bool last_backward_sparse() const override { return last_sparse_; }
+  bool overwrites_grads() const override { return true; }  // every path: the sparse, the thin and the full products
   std::string torch_module() const override {
     return "nn.Linear(" + std::to_string(in_f_) + ", " + std::to_string(out_f_) + ")";
   }
@@ -116,8 +117,10 @@ class Dense final : public Layer<T> {
     // dW += dy^T x; each thread's block of dW also takes bias entries: its rows when the product is split by rows,
     // a share of the rows proportional to its columns when split by columns (each entry summed by one thread, in
     // the same order either way).
-    kernels::pgemm(true, false, out_f_, in_f_, n, T(1), dy, out_f_, x, in_f_, T(1), dW, in_f_, [&](int r0, int rows, int c0, int cols) {
+    const bool overwrite = this->overwrite_grads_;
+    kernels::pgemm(true, false, out_f_, in_f_, n, T(1), dy, out_f_, x, in_f_, T(overwrite ? 0 : 1), dW, in_f_, [&](int r0, int rows, int c0, int cols) {
       const int lo = r0 + int(long(rows) * c0 / in_f_), hi = r0 + int(long(rows) * (c0 + cols) / in_f_);
+      if (overwrite) std::fill(db + lo, db + hi, T(0));
       for (int i = 0; i < n; ++i) {
         const T* row = dy + size_t(i) * out_f_;
         for (int j = lo; j < hi; ++j) db[j] += row[j];
@@ -182,10 +185,11 @@ class Dense final : public Layer<T> {
           if (t + 1 < nt && before >= bounds[t + 1]) b = u;
         }
         const double t0 = omp_get_wtime();
-        kernels::spmm_rows(a, b, count, n, idx, val, x, size_t(in), in, dW, size_t(in), true);
+        kernels::spmm_rows(a, b, count, n, idx, val, x, size_t(in), in, dW, size_t(in), !this->overwrite_grads_);
         long mine = 0;
         for (int u = a; u < b; ++u) {
           mine += count[u];
+          if (this->overwrite_grads_) db[u] = 0.0f;
           for (int j = 0; j < count[u]; ++j) db[u] += val[size_t(u) * size_t(n) + size_t(j)];
         }
         work[t] = double(mine);
@@ -227,7 +231,9 @@ class Dense final : public Layer<T> {
         const int c0 = std::min(in_f_, strips * t / nt * kThinColumnAlign);
         const int c1 = std::min(in_f_, strips * (t + 1) / nt * kThinColumnAlign);
         if (c1 > c0)
-          kernels::gemm(true, false, out_f_, c1 - c0, n, 1.0f, dy, out_f_, x + c0, in_f_, 1.0f, dW + c0, in_f_);
+          kernels::gemm(true, false, out_f_, c1 - c0, n, 1.0f, dy, out_f_, x + c0, in_f_, this->overwrite_grads_ ? 0.0f : 1.0f,
+                        dW + c0, in_f_);
+        if (t == 0 && this->overwrite_grads_) std::fill(db, db + out_f_, 0.0f);
         if (t == 0)
           for (int i = 0; i < n; ++i)
             for (int j = 0; j < out_f_; ++j) db[j] += dy[size_t(i) * size_t(out_f_) + size_t(j)];

@@ -166,6 +166,22 @@ void Model<T>::backward(const T* doutput, int n, const std::function<void(size_t
     throw std::logic_error("Model::backward: an `extra` hook after a forward pass that kept not every output "
                            "(set_keep_outputs(true) first)");
   const size_t L = layers_.size();
+  // After discard_grads: the layers that can write their gradients do, the others' are zeroed first.
+  struct Overwrite {
+    Model& m;
+    const bool on;
+    explicit Overwrite(Model& model) : m(model), on(model.grads_stale_) {
+      m.grads_stale_ = false;
+      if (!on) return;
+      for (auto& l : m.layers_) {
+        if (l->overwrites_grads()) l->set_overwrite_grads(true);
+        else for (auto& p : l->params()) std::fill(p.grad, p.grad + p.size(), T(0));
+      }
+    }
+    ~Overwrite() {
+      if (on) for (auto& l : m.layers_) l->set_overwrite_grads(false);
+    }
+  } overwrite(*this);
   T* dy = dacts_[L - 1].data();
   std::memcpy(dy, doutput, sizeof(T) * size_t(n) * numel(output_shape()));
   for (size_t i = L; i-- > 0;) {
@@ -219,6 +235,7 @@ void Model<T>::zero_grad() {
   kernels::parallel_chunks(grads_.size(), size_t(1) << 16, [&](size_t lo, size_t len) {
     std::memset(static_cast<void*>(grads_.data() + lo), 0, len * sizeof(T));
   });
+  grads_stale_ = false;
 }
 
 template <class T>

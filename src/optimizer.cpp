@@ -108,8 +108,8 @@ RECTIFIER_ONE_PASS void rmsprop_block(T* __restrict p, T* __restrict g, T* __res
 }  // namespace
 
 template <class T>
-void Optimizer<T>::step(T* p, const T* g, double lr, T* backup) {
-  run<false>(p, const_cast<T*>(g), lr, backup, nullptr);  // Z = false: g is only read
+void Optimizer<T>::step(T* p, const T* g, double lr, T* backup, StepStats* stats) {
+  run<false>(p, const_cast<T*>(g), lr, backup, stats);  // Z = false: g is only read
 }
 
 template <class T>

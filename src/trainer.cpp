@@ -214,7 +214,9 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
   long step = 0, last_good_step = -1;  // last_good holds the weights after step last_good_step
   const long every = std::max(cfg.last_good_every, 1);
   bool stop = false;
-  model.zero_grad();  // once: from then on each step clears the gradients in its own pass
+  // Each backward writes the gradients (Model::discard_grads), and nothing zeroes them: not a pass of their own,
+  // nor the update's.
+  model.discard_grads();
   for (int epoch = 1; epoch <= cfg.epochs && !stop; ++epoch) {
     for (size_t i = N - 1; i > 0; --i) std::swap(perm[i], perm[size_t(rng.below(i + 1))]);
     if (monitor) monitor->begin_epoch();
@@ -276,7 +278,7 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
       if (monitor && !fused) monitor->before_step();
       // The copy holds the weights before this update: after `step` steps.
       const bool copy = cfg.stop_on_nonfinite && step % every == 0;
-      opt.step_and_clear(model.params(), model.grads(), lr, copy ? last_good.data() : nullptr, fused);
+      opt.step(model.params(), model.grads(), lr, copy ? last_good.data() : nullptr, fused);
       if (copy) last_good_step = step;
       if (fused) {
         bad = monitor->after_fused_step();
@@ -284,6 +286,7 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
       } else if (monitor) {
         monitor->after_step();
       }
+      model.discard_grads();
       ++step;
       loss_sum += r.loss * n;
       correct += size_t(r.correct);

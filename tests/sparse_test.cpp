@@ -2,6 +2,7 @@
 // loop, and the layer's gradients against products in double, with the path checked to be the one taken.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -321,6 +322,54 @@ TEST(ThinDense, ChainedForwardAndThreadedBackwardMatchDoubleAndOneThread) {
   const auto runs = float_twin_runs(arch, Shape{in}, ref, test::random_vec(size_t(n) * in, 31),
                                     test::random_vec(size_t(n) * out, 32), n, [](Model<float>&, int) {});
   EXPECT_EQ(runs[0], runs[1]) << "one and two threads differ";
+}
+
+// Model::discard_grads: the next backward writes the gradients where it would add them (dense layers: the sparse
+// path, the thin layer's threaded one, the full products) and the model zeroes the others' (convolution, batch norm,
+// PReLU) first. Stale NaN gradients must leave no trace: the same bits as zero_grad then backward, on one thread
+// and on two; a second backward adds to the first; grads() after discard_grads reads zeros.
+TEST(DiscardGrads, TheNextBackwardWritesWhatZeroGradThenBackwardGives) {
+  struct Case { const char* arch; Shape in; double dy_nonzero; };
+  for (const Case& c : {Case{"dense(130) relu dense(100)", Shape{70}, 0.2},
+                        Case{"conv(4,3,pad=1) batchnorm relu maxpool(2) flatten dense(70) prelu dense(10)", Shape{2, 8, 8}, 1.0}}) {
+    for (int threads : {1, 2}) {
+      set_threads(threads);
+      const int n = 96;
+      auto make = [&] {
+        Model<float> m(parse_arch(c.arch, ArchContext{}), c.in);
+        m.init(InitSpec{}, 4);
+        m.set_input_grad(true);
+        return m;
+      };
+      Model<float> a = make(), b = make();
+      const auto xd = test::random_vec(size_t(n) * numel(c.in), 5);
+      auto dyd = test::random_vec(size_t(n) * numel(a.output_shape()), 6);
+      Rng pick(7);
+      for (auto& v : dyd)
+        if (pick.uniform() >= c.dy_nonzero) v = 0;
+      const std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
+      a.forward(x.data(), n, true);
+      a.zero_grad();
+      a.backward(dy.data(), n);
+      const std::vector<float> want(a.grads(), a.grads() + a.num_params());
+      b.forward(x.data(), n, true);
+      std::fill(b.grads(), b.grads() + b.num_params(), std::numeric_limits<float>::quiet_NaN());
+      b.discard_grads();
+      b.backward(dy.data(), n);
+      EXPECT_EQ(std::vector<float>(b.grads(), b.grads() + b.num_params()), want) << c.arch << ", " << threads << " threads";
+      if (c.dy_nonzero < 1) {
+        EXPECT_TRUE(b.layer(2).last_backward_sparse()) << c.arch;
+      }
+      // A second backward adds: twice the gradients
+      b.backward(dy.data(), n);
+      a.backward(dy.data(), n);
+      EXPECT_EQ(std::vector<float>(b.grads(), b.grads() + b.num_params()),
+                std::vector<float>(a.grads(), a.grads() + a.num_params())) << c.arch << ", " << threads << " threads";
+      b.discard_grads();
+      for (size_t j = 0; j < b.num_params(); ++j) ASSERT_EQ(b.grads()[j], 0.0f) << c.arch << " gradient " << j;
+    }
+  }
+  set_threads(0);
 }
 
 // A dy with most entries non-zero takes the full products.

@@ -109,6 +109,12 @@ class Layer {
   // True when the last backward took its gradients from the non-zero entries of dy alone (dense layers in float,
   // when most of dy is zero, as behind a ReLU).
   virtual bool last_backward_sparse() const { return false; }
+  // Whether backward can write its parameter gradients instead of adding to them (Model::discard_grads: the next
+  // backward overwrites the stale gradients, as PyTorch's zero_grad(set_to_none=True) has its next backward write
+  // them, instead of a pass that zeroes them first). The model sets overwrite_grads_ for that one backward; it
+  // zeroes the gradients of the layers that cannot first.
+  virtual bool overwrites_grads() const { return false; }
+  void set_overwrite_grads(bool on) { overwrite_grads_ = on; }
   // Inference only (on) or training again (off). While on, the parameters do not change, so a layer may keep them in
   // a layout of its own for the forward pass (a dense layer in float: its weights packed once into the panels of
   // its products, instead of at every forward). Predictor, which owns its model, is the one caller.
@@ -129,6 +135,7 @@ class Layer {
   Shape in_, out_;
   std::vector<Param<T>> params_;
   std::vector<State<T>> states_;
+  bool overwrite_grads_ = false;  // this backward writes the parameter gradients (overwrites_grads)
 };
 
 template <class T> std::unique_ptr<Layer<T>> make_layer(const LayerSpec& spec);

@@ -54,10 +54,17 @@ class Model {
 
   // x: (n, input). Returns the output (n, output_shape), valid until the next forward.
   const T* forward(const T* x, int n, bool training);
-  // Backward from dloss/doutput (n, output). Adds into grads(): call zero_grad() first. `extra` (optional) may add
-  // to the gradient of each layer's output before that layer's backward runs (activation penalties).
+  // Backward from dloss/doutput (n, output). Adds into grads(): call zero_grad() (or discard_grads()) first.
+  // `extra` (optional) may add to the gradient of each layer's output before that layer's backward runs
+  // (activation penalties).
   void backward(const T* doutput, int n, const std::function<void(size_t, T*, int)>& extra = {});
   void zero_grad();
+  // zero_grad without its pass over the gradients: the next backward writes them where it would add (dense layers;
+  // the model zeroes the other layers' first), as PyTorch's zero_grad(set_to_none=True). Until then grads() zeroes
+  // them when asked (the gradients are the same as after zero_grad to anyone who reads them through the model);
+  // only a layer's own backward, called directly, would find the stale values in Param::grad. The trainer calls it
+  // after each update: the optimizer's pass then writes no zeros (Optimizer::step).
+  void discard_grads() { grads_stale_ = true; }
   // When on, backward also computes the gradient with respect to the input x (input_grad(), shape (n, input)).
   void set_input_grad(bool on) {
     want_input_grad_ = on;
@@ -92,7 +99,10 @@ class Model {
   std::string arch() const { return arch_text(specs_); }
 
   T* params() { return params_.data(); }
-  T* grads() { return grads_.data(); }
+  T* grads() {
+    if (grads_stale_) zero_grad();
+    return grads_.data();
+  }
   size_t num_params() const { return params_.size(); }
   // Every tensor of the state, in state_dict order; parameters first within each layer.
   std::vector<NamedTensor<T>> state();
@@ -136,6 +146,7 @@ class Model {
   const T* input_ = nullptr;
   int capacity_ = 0;
   bool want_input_grad_ = false;
+  bool grads_stale_ = false;  // discard_grads: the next backward overwrites the gradients
   std::vector<ForwardObserver<T>*> observers_;
 };
 
