@@ -33,7 +33,6 @@ class Dense final : public Layer<T> {
   void forward(const T* x, T* y, int n, bool) override {
     if (n == 1) {  // one example: a matrix-vector product
       const T* W = this->params_[0].value;
-      const T* b = this->params_[1].value;
       if constexpr (std::is_same_v<T, float>) {
         // frozen: from the panels packed once, visiting only the input's non-zero entries when it is sparse enough
         if (frozen_) kernels::packed_gemv(out_f_, in_f_, x, packed_.data(), y, sparse_input(x, 1));
@@ -41,7 +40,7 @@ class Dense final : public Layer<T> {
       } else {
         kernels::pgemv(out_f_, in_f_, W, x, y);
       }
-      for (int j = 0; j < out_f_; ++j) y[j] += b[j];
+      add_bias(y, 1, 0, out_f_);
       return;
     }
     forward_gemm(x, y, n, {});
@@ -74,9 +73,7 @@ class Dense final : public Layer<T> {
   void forward_examples(const T* x, T* y, int i0, int i1) override {
     const int rows = i1 - i0;
     kernels::gemm(false, true, rows, out_f_, in_f_, T(1), x, in_f_, this->params_[0].value, in_f_, T(0), y, out_f_);
-    const T* b = this->params_[1].value;
-    for (int i = 0; i < rows; ++i)
-      for (int j = 0; j < out_f_; ++j) y[size_t(i) * size_t(out_f_) + size_t(j)] += b[j];
+    add_bias(y, rows, 0, out_f_);
   }
   void reserve(int batch) override {
     if constexpr (std::is_same_v<T, float>) {  // room for the lists of the sparse path, by units or by examples
@@ -113,19 +110,30 @@ class Dense final : public Layer<T> {
   // dW += dy^T x and db += the batch sum of dy, with full products
   void weight_grad(const T* x, const T* dy, int n) {
     T* dW = this->params_[0].grad;
-    T* db = this->params_[1].grad;
     // dW += dy^T x; each thread's block of dW also takes bias entries: its rows when the product is split by rows,
     // a share of the rows proportional to its columns when split by columns (each entry summed by one thread, in
     // the same order either way).
     const bool overwrite = this->overwrite_grads_;
     kernels::pgemm(true, false, out_f_, in_f_, n, T(1), dy, out_f_, x, in_f_, T(overwrite ? 0 : 1), dW, in_f_, [&](int r0, int rows, int c0, int cols) {
-      const int lo = r0 + int(long(rows) * c0 / in_f_), hi = r0 + int(long(rows) * (c0 + cols) / in_f_);
-      if (overwrite) std::fill(db + lo, db + hi, T(0));
-      for (int i = 0; i < n; ++i) {
-        const T* row = dy + size_t(i) * out_f_;
-        for (int j = lo; j < hi; ++j) db[j] += row[j];
-      }
+      bias_grad(dy, n, r0 + int(long(rows) * c0 / in_f_), r0 + int(long(rows) * (c0 + cols) / in_f_));
     });
+  }
+  // db[lo, hi) += (or =, while overwrite_grads_) the batch sum of dy's columns [lo, hi), example by example in order
+  void bias_grad(const T* dy, int n, int lo, int hi) {
+    T* db = this->params_[1].grad;
+    if (this->overwrite_grads_) std::fill(db + lo, db + hi, T(0));
+    for (int i = 0; i < n; ++i) {
+      const T* row = dy + size_t(i) * out_f_;
+      for (int j = lo; j < hi; ++j) db[j] += row[j];
+    }
+  }
+  // y's rows [0, rows), columns [c0, c1) += the bias
+  void add_bias(T* y, int rows, int c0, int c1) const {
+    const T* b = this->params_[1].value;
+    for (int i = 0; i < rows; ++i) {
+      T* yi = y + size_t(i) * out_f_;
+      for (int j = c0; j < c1; ++j) yi[j] += b[j];
+    }
   }
   // At most this fraction of dy non-zero: the products with dy take the sparse path.
   static constexpr double kSparseDensity = 0.4;
@@ -222,7 +230,6 @@ class Dense final : public Layer<T> {
           size_t(n) * size_t(in_f_) > (size_t(1) << 16))
         return false;
       float* dW = this->params_[0].grad;
-      float* db = this->params_[1].grad;
       const float* W = this->params_[0].value;
       const int strips = (in_f_ + kThinColumnAlign - 1) / kThinColumnAlign;
 #pragma omp parallel num_threads(std::min(omp_get_max_threads(), strips))
@@ -233,10 +240,7 @@ class Dense final : public Layer<T> {
         if (c1 > c0)
           kernels::gemm(true, false, out_f_, c1 - c0, n, 1.0f, dy, out_f_, x + c0, in_f_, this->overwrite_grads_ ? 0.0f : 1.0f,
                         dW + c0, in_f_);
-        if (t == 0 && this->overwrite_grads_) std::fill(db, db + out_f_, 0.0f);
-        if (t == 0)
-          for (int i = 0; i < n; ++i)
-            for (int j = 0; j < out_f_; ++j) db[j] += dy[size_t(i) * size_t(out_f_) + size_t(j)];
+        if (t == 0) bias_grad(dy, n, 0, out_f_);
         if (dx) {
           const int s0 = int(long(n) * t / nt), s1 = int(long(n) * (t + 1) / nt);
           kernels::gemm(false, false, s1 - s0, in_f_, out_f_, 1.0f, dy + size_t(s0) * size_t(out_f_), out_f_, W, in_f_,
@@ -253,12 +257,8 @@ class Dense final : public Layer<T> {
   // its time packing the whole of W for itself.
   void forward_gemm(const T* x, T* y, int n, const std::function<void(int, int)>& then) {
     const T* W = this->params_[0].value;
-    const T* b = this->params_[1].value;
     auto epilogue = [&](int r0, int rows, int c0, int cols) {
-      for (int i = r0; i < r0 + rows; ++i) {
-        T* yi = y + size_t(i) * out_f_;
-        for (int j = c0; j < c0 + cols; ++j) yi[j] += b[j];
-      }
+      add_bias(y + size_t(r0) * out_f_, rows, c0, c0 + cols);
       if (then) then(r0, r0 + rows);
     };
     if constexpr (std::is_same_v<T, float>) {
