@@ -15,6 +15,7 @@
 #include <cstring>
 #include <exception>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 #include "rectifier/trainer.h"
@@ -26,17 +27,22 @@ using Clock = std::chrono::steady_clock;
 static int run(int argc, char** argv) {
   std::vector<std::string> pos;
   bool backup_on = true, fused = true, diagnostics = true, flush_caches = false;
-  std::string data_spec;
+  std::string data_spec, optimizer;
+  double lr = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--no-backup") == 0) backup_on = false;
     else if (std::strcmp(argv[i], "--unfused") == 0) fused = false;
     else if (std::strcmp(argv[i], "--no-diagnostics") == 0) diagnostics = false;
     else if (std::strcmp(argv[i], "--flush-caches") == 0) flush_caches = true;
     else if (std::strcmp(argv[i], "--data") == 0 && i + 1 < argc) data_spec = argv[++i];
+    else if (std::strcmp(argv[i], "--optimizer") == 0 && i + 1 < argc) optimizer = argv[++i];
+    else if (std::strcmp(argv[i], "--lr") == 0 && i + 1 < argc) lr = std::atof(argv[++i]);
     else if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
       std::puts("usage: step_phases [ARCH=784-256-128-10] [THREADS=2] [STEPS=2000] [--no-backup] [--unfused]\n"
-                "                   [--no-diagnostics] [--data SPEC] [--flush-caches]\n"
-                "Times a training step of the reference task phase by phase (docs/benchmarks.md).");
+                "                   [--no-diagnostics] [--data SPEC] [--flush-caches] [--optimizer NAME [--lr LR]]\n"
+                "Times a training step of the reference task phase by phase (docs/benchmarks.md): SGD with momentum\n"
+                "0.9, or --optimizer adam|adamw|rmsprop|sgd with the trainer's other defaults, at LR (default 0.001,\n"
+                "or 0.05 for sgd).");
       return 0;
     }
     else pos.emplace_back(argv[i]);
@@ -46,7 +52,15 @@ static int run(int argc, char** argv) {
   set_threads(threads);
   std::optional<DataSplit> data;
   if (!data_spec.empty()) data = load_data(data_spec);
-  bench::TrainStep step(arch, diagnostics, fused, backup_on, data ? &data->train : nullptr);
+  std::optional<OptimizerConfig> opt;
+  if (!optimizer.empty()) {
+    const auto kind = parse_optimizer(optimizer);
+    if (!kind) throw std::runtime_error("unknown optimizer '" + optimizer + "' (sgd, adam, adamw, rmsprop)");
+    opt.emplace();
+    opt->kind = *kind;
+    opt->lr = lr > 0 ? lr : *kind == OptKind::sgd ? 0.05 : 0.001;
+  }
+  bench::TrainStep step(arch, diagnostics, fused, backup_on, data ? &data->train : nullptr, opt);
   double t[bench::kPhases] = {};
   std::vector<double> each;  // every timed step, for the spread
   each.reserve(size_t(steps));
@@ -68,7 +82,8 @@ static int run(int argc, char** argv) {
   }
   double total = 0;
   for (double v : t) total += v;
-  std::printf("%s, batch %d, %d threads, %d steps%s%s%s%s%s\n", arch.c_str(), bench::TrainStep::kBatch, threads, steps,
+  std::printf("%s, batch %d, %d threads, %d steps%s%s%s%s%s%s\n", arch.c_str(), bench::TrainStep::kBatch, threads, steps,
+              opt ? (", " + optimizer_name(opt->kind) + " lr " + std::to_string(opt->lr)).c_str() : "",
               data ? (", batches of " + data_spec).c_str() : ", a synthetic batch",
               backup_on ? "" : ", no last-good copy", fused ? "" : ", the monitor's own passes",
               diagnostics ? "" : ", no diagnostics", flush_caches ? ", caches flushed before each step" : "");

@@ -48,9 +48,11 @@ class TrainStep {
   // order again at the end), instead of reusing the synthetic batch, at the reference task's learning rate (0.05,
   // not 0.01), so that the activations' sparsity, and the dense layers' sparse backward it enables, are those of
   // real training.
+  // opt: the optimizer and its learning rate (the reference task's SGD with momentum when not given).
   explicit TrainStep(const std::string& arch, bool diagnostics = true, bool fused = true, bool backup = true,
-                     const Dataset* data = nullptr)
-      : m_(reference_model(arch)), opt_(reference_sgd(), m_.num_params()), fused_(fused), data_(data) {
+                     const Dataset* data = nullptr, std::optional<OptimizerConfig> opt = std::nullopt)
+      : m_(reference_model(arch)), opt_(opt ? *opt : reference_sgd(), m_.num_params()), fused_(fused), data_(data),
+        lr_(opt ? opt->lr : data ? 0.05 : 0.01) {
     // Only with diagnostics: a monitor watches every forward pass of its model (Model::add_observer).
     if (diagnostics) mon_.emplace(m_);
     m_.set_keep_outputs(false);  // as the trainer: only the outputs backward reads
@@ -95,7 +97,7 @@ class TrainStep {
     mark(kAfterBackward);
     if (mon_ && !st) mon_->before_step();
     const bool copy = backup_.size() > 0 && steps_++ % every_ == 0;
-    opt_.step(m_.params(), m_.grads(), data_ ? 0.05 : 0.01, copy ? backup_.data() : nullptr, st);
+    opt_.step(m_.params(), m_.grads(), lr_, copy ? backup_.data() : nullptr, st);
     if (st) (void)mon_->after_fused_step();
     else if (mon_) mon_->after_step();
     m_.discard_grads();
@@ -111,6 +113,7 @@ class TrainStep {
   std::optional<Monitor> mon_;
   bool fused_;
   const Dataset* data_;
+  double lr_;
   size_t next_ = 0;
   std::vector<uint32_t> order_;  // the examples in a shuffled order, as the trainer takes them
   long steps_ = 0;

@@ -64,48 +64,6 @@ Optimizer<T>::Optimizer(const OptimizerConfig& cfg, size_t n) : cfg_(cfg), n_(n)
   if (second) v_.resize(n);
 }
 
-namespace {
-
-template <bool B, bool Z, class T>
-RECTIFIER_ONE_PASS void adam_block(T* __restrict p, T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict bk, long n,
-                T lr, T wd, bool decoupled, T b1, T b2, T eps, T c1, T c2s) {
-  const T decay = decoupled ? T(1) - lr * wd : T(1), l2 = decoupled ? T(0) : wd, step = lr / c1;
-  for (long i = 0; i < n; ++i) {
-    if constexpr (B) bk[i] = p[i];
-    const T pi = p[i] * decay;
-    const T gi = g[i] + l2 * pi;
-    if constexpr (Z) g[i] = T(0);
-    const T mi = b1 * m[i] + (T(1) - b1) * gi;
-    const T vi = b2 * v[i] + (T(1) - b2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    // PyTorch: p -= (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps)
-    p[i] = pi - step * mi / (std::sqrt(vi) / c2s + eps);
-  }
-}
-
-template <bool B, bool Z, class T>
-RECTIFIER_ONE_PASS void rmsprop_block(T* __restrict p, T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict bk, long n,
-                   T lr, T wd, T a, T eps, T mu) {
-  for (long i = 0; i < n; ++i) {
-    const T pi = p[i];
-    if constexpr (B) bk[i] = pi;
-    const T gi = g[i] + wd * pi;
-    if constexpr (Z) g[i] = T(0);
-    const T vi = a * v[i] + (T(1) - a) * gi * gi;
-    v[i] = vi;
-    const T s = gi / (std::sqrt(vi) + eps);
-    if (mu > T(0)) {
-      const T mi = mu * m[i] + s;
-      m[i] = mi;
-      p[i] = pi - lr * mi;
-    } else {
-      p[i] = pi - lr * s;
-    }
-  }
-}
-
-}  // namespace
 
 template <class T>
 void Optimizer<T>::step(T* p, const T* g, double lr, T* backup, StepStats* stats) {
@@ -216,14 +174,21 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
       const T c2s = std::sqrt(c2);
       const bool decoupled = cfg_.kind == OptKind::adamw;
       each([&](auto B, long b, long k) {
-        adam_block<B(), Z>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, decoupled, b1, b2, eps, c1, c2s);
+        if constexpr (std::is_same_v<T, float>)
+          kernels::adam_update(p + b, g + b, m + b, v + b, bk(b), size_t(k), lr, wd, decoupled, b1, b2, eps, c1, c2s, Z);
+        else
+          kernels::adam_update_ref<B(), Z>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, decoupled, b1, b2, eps, c1, c2s);
       }, nullptr);
       break;
     }
     case OptKind::rmsprop: {
       const T a = T(cfg_.alpha), eps = T(cfg_.eps), mu = T(cfg_.momentum);
-      each([&](auto B, long b, long k) { rmsprop_block<B(), Z>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, a, eps, mu); },
-           nullptr);
+      each([&](auto B, long b, long k) {
+        if constexpr (std::is_same_v<T, float>)
+          kernels::rmsprop_update(p + b, g + b, m + b, v + b, bk(b), size_t(k), lr, wd, a, eps, mu, Z);
+        else
+          kernels::rmsprop_update_ref<B(), Z>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, a, eps, mu);
+      }, nullptr);
       break;
     }
   }

@@ -797,6 +797,61 @@ TEST(OptimKernel, UpdatesMatchPlainLoopsBitForBit) {
         }
 }
 
+// Adam, AdamW and RMSprop (with and without momentum) likewise: the dispatched kernels give the plain loops' bits for
+// every length, offset, backup or not and gradient cleared or not, with weight decay on and off.
+TEST(OptimKernel, AdaptiveUpdatesMatchPlainLoopsBitForBit) {
+  const size_t N = 4096 + 37;
+  std::vector<float> p0(N + 8), g0(N + 8), m0(N + 8), v0(N + 8);
+  for (size_t i = 0; i < p0.size(); ++i) {
+    p0[i] = std::sin(float(i) * 0.37f) * 0.3f;
+    g0[i] = std::cos(float(i) * 0.11f) * 1e-2f * float(1 + i % 7);
+    m0[i] = std::sin(float(i) * 0.05f) * 2e-2f;
+    v0[i] = float(i % 13) * 1e-5f;  // some zero: the square root of 0 plus eps
+  }
+  g0[5] = 1e-40f;  // a denormal
+  g0[9] = 0.0f;
+  // rule 0: Adam, 1: AdamW, 2: RMSprop with momentum, 3: RMSprop without
+  for (int rule = 0; rule < 4; ++rule)
+    for (float wd : {0.0f, 1e-2f})
+      for (size_t n : {size_t(0), size_t(1), size_t(3), size_t(7), size_t(8), size_t(15), size_t(33), size_t(100), N})
+        for (size_t off : {size_t(0), size_t(1), size_t(5)})
+          for (int var = 0; var < 4; ++var) {
+            const bool backup = var & 1, zero = var & 2;
+            std::vector<float> p(p0), g(g0), m(m0), v(v0), bk(N + 8, -1.0f), q(p0), h(g0), w(m0), u(v0), bq(N + 8, -1.0f);
+            float* b1 = backup ? bk.data() + off : nullptr;
+            const float lr = 1e-3f, c1 = 1.0f - std::pow(0.9f, 3.0f), c2s = std::sqrt(1.0f - std::pow(0.999f, 3.0f));
+            if (rule < 2) {
+              kernels::adam_update(p.data() + off, g.data() + off, m.data() + off, v.data() + off, b1, n, lr, wd, rule == 1,
+                                   0.9f, 0.999f, 1e-8f, c1, c2s, zero);
+              with_flags(backup, zero, [&](auto B, auto Z) {
+                kernels::adam_update_ref<B(), Z()>(q.data() + off, h.data() + off, w.data() + off, u.data() + off,
+                                                   bq.data() + off, long(n), lr, wd, rule == 1, 0.9f, 0.999f, 1e-8f, c1, c2s);
+              });
+            } else {
+              const float mu = rule == 2 ? 0.9f : 0.0f;
+              kernels::rmsprop_update(p.data() + off, g.data() + off, m.data() + off, v.data() + off, b1, n, lr, wd, 0.99f,
+                                      1e-8f, mu, zero);
+              with_flags(backup, zero, [&](auto B, auto Z) {
+                kernels::rmsprop_update_ref<B(), Z()>(q.data() + off, h.data() + off, w.data() + off, u.data() + off,
+                                                      bq.data() + off, long(n), lr, wd, 0.99f, 1e-8f, mu);
+              });
+            }
+            const auto where = "rule " + std::to_string(rule) + " wd " + std::to_string(wd) + " n " + std::to_string(n) +
+                               " offset " + std::to_string(off) + " variant " + std::to_string(var);
+            ASSERT_EQ(std::memcmp(p.data(), q.data(), p.size() * 4), 0) << where;  // untouched outside [off, off + n)
+            ASSERT_EQ(std::memcmp(g.data(), h.data(), g.size() * 4), 0) << where;
+            ASSERT_EQ(std::memcmp(m.data(), w.data(), m.size() * 4), 0) << where;
+            ASSERT_EQ(std::memcmp(v.data(), u.data(), v.size() * 4), 0) << where;
+            if (backup) {
+              ASSERT_EQ(std::memcmp(bk.data(), bq.data(), bk.size() * 4), 0) << where;
+            }
+            if (n == N) {
+              ASSERT_NE(std::memcmp(p.data(), p0.data(), p.size() * 4), 0) << where;  // it did update
+              ASSERT_NE(std::memcmp(v.data(), v0.data(), v.size() * 4), 0) << where;
+            }
+          }
+}
+
 // The update with the monitor's sums in its pass: the update the bits of the plain update rules (g untouched), and
 // the sums the bits of the plain-loop reference: g2 those of sum_squares_ref, the monitor's own pass; du and w
 // within 1e-12 of add_update_sums (double sums in another order). Lengths around the 32 lanes, up to a block of 4096,

@@ -1,5 +1,5 @@
-// The optimizer's float update rules (SGD, SGD with momentum) and the sum of squares the optimizer and the monitor
-// share, in Highway: compiled for every x86-64 target and dispatched at run time. Built without contraction into
+// The optimizer's float update rules (SGD, SGD with momentum, Adam and AdamW, RMSprop) and the sum of squares the
+// optimizer and the monitor share, in Highway: compiled for every x86-64 target and dispatched at run time. Built without contraction into
 // FMA (CMakeLists.txt), each lane does the plain loops' operations in their order, so every target gives the bits of
 // the references in optim_kernels.h and reduce.h: training results do not depend on the CPU's vector width.
 //
@@ -11,6 +11,7 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <cmath>
 #include <cstddef>
 
 #include "kernels/optim_kernels.h"
@@ -40,19 +41,27 @@ void SgdUpdate(float* HWY_RESTRICT p, float* HWY_RESTRICT g, float* HWY_RESTRICT
   }
 }
 
+// The start of the momentum and RMSprop rules at lane block i: pi = p (copied to bk first, if not null), and
+// gi = g + wd p, g then zeroed if zero_g.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE void LoadDecayed(D d, const float* HWY_RESTRICT p, float* HWY_RESTRICT g, float* HWY_RESTRICT bk, size_t i,
+                            V vwd, bool zero_g, V& pi, V& gi) {
+  pi = hn::LoadU(d, p + i);
+  if (bk) hn::StoreU(pi, d, bk + i);
+  gi = hn::Add(hn::LoadU(d, g + i), hn::Mul(vwd, pi));
+  if (zero_g) hn::StoreU(hn::Zero(d), d, g + i);
+}
+
 // g' = g + wd p; m = mu m + g'; p -= lr (a g' + c m): plain momentum with a = 0, c = 1, Nesterov with a = 1, c = mu.
 void MomentumUpdate(float* HWY_RESTRICT p, float* HWY_RESTRICT g, float* HWY_RESTRICT m, float* HWY_RESTRICT bk,
                     size_t n, float lr, float wd, float mu, float a, float c, bool zero_g) {
   const hn::ScalableTag<float> d;
   const size_t L = hn::Lanes(d);
   const auto vlr = hn::Set(d, lr), vwd = hn::Set(d, wd), vmu = hn::Set(d, mu), va = hn::Set(d, a), vc = hn::Set(d, c);
-  const auto zero = hn::Zero(d);
   size_t i = 0;
   for (; i + L <= n; i += L) {
-    const auto pi = hn::LoadU(d, p + i);
-    if (bk) hn::StoreU(pi, d, bk + i);
-    const auto gi = hn::Add(hn::LoadU(d, g + i), hn::Mul(vwd, pi));
-    if (zero_g) hn::StoreU(zero, d, g + i);
+    hn::Vec<decltype(d)> pi, gi;
+    LoadDecayed(d, p, g, bk, i, vwd, zero_g, pi, gi);
     const auto mi = hn::Add(hn::Mul(vmu, hn::LoadU(d, m + i)), gi);
     hn::StoreU(mi, d, m + i);
     hn::StoreU(hn::Sub(pi, hn::Mul(vlr, hn::Add(hn::Mul(va, gi), hn::Mul(vc, mi)))), d, p + i);
@@ -65,6 +74,81 @@ void MomentumUpdate(float* HWY_RESTRICT p, float* HWY_RESTRICT g, float* HWY_RES
     const float mi = mu * m[i] + gi;
     m[i] = mi;
     p[i] = pi - lr * (a * gi + c * mi);
+  }
+}
+
+// adam_update_ref (optim_kernels.h): Adam, or AdamW when decoupled; the same operations in the same order.
+// Compiled for baseline x86-64, the plain loop stayed scalar (a square root and a division per element): the
+// reference MLP's Adam update took 815 us on one thread, against 71 for SGD with momentum.
+void AdamUpdate(float* HWY_RESTRICT p, float* HWY_RESTRICT g, float* HWY_RESTRICT m, float* HWY_RESTRICT v,
+                float* HWY_RESTRICT bk, size_t n, float lr, float wd, bool decoupled, float b1, float b2, float eps,
+                float c1, float c2s, bool zero_g) {
+  const float decay = decoupled ? 1.0f - lr * wd : 1.0f, l2 = decoupled ? 0.0f : wd, step = lr / c1;
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d);
+  const auto vdecay = hn::Set(d, decay), vl2 = hn::Set(d, l2), vb1 = hn::Set(d, b1), vb2 = hn::Set(d, b2);
+  const auto va1 = hn::Set(d, 1.0f - b1), va2 = hn::Set(d, 1.0f - b2), vstep = hn::Set(d, step);
+  const auto vc2s = hn::Set(d, c2s), veps = hn::Set(d, eps), zero = hn::Zero(d);
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto p0 = hn::LoadU(d, p + i);
+    if (bk) hn::StoreU(p0, d, bk + i);
+    const auto pi = hn::Mul(p0, vdecay);
+    const auto gi = hn::Add(hn::LoadU(d, g + i), hn::Mul(vl2, pi));
+    if (zero_g) hn::StoreU(zero, d, g + i);
+    const auto mi = hn::Add(hn::Mul(vb1, hn::LoadU(d, m + i)), hn::Mul(va1, gi));
+    const auto vi = hn::Add(hn::Mul(vb2, hn::LoadU(d, v + i)), hn::Mul(hn::Mul(va2, gi), gi));
+    hn::StoreU(mi, d, m + i);
+    hn::StoreU(vi, d, v + i);
+    hn::StoreU(hn::Sub(pi, hn::Div(hn::Mul(vstep, mi), hn::Add(hn::Div(hn::Sqrt(vi), vc2s), veps))), d, p + i);
+  }
+  for (; i < n; ++i) {
+    if (bk) bk[i] = p[i];
+    const float pi = p[i] * decay;
+    const float gi = g[i] + l2 * pi;
+    if (zero_g) g[i] = 0.0f;
+    const float mi = b1 * m[i] + (1.0f - b1) * gi;
+    const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = pi - step * mi / (std::sqrt(vi) / c2s + eps);
+  }
+}
+
+// rmsprop_update_ref (optim_kernels.h), the same operations in the same order.
+void RmspropUpdate(float* HWY_RESTRICT p, float* HWY_RESTRICT g, float* HWY_RESTRICT m, float* HWY_RESTRICT v,
+                   float* HWY_RESTRICT bk, size_t n, float lr, float wd, float a, float eps, float mu, bool zero_g) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d);
+  const auto vlr = hn::Set(d, lr), vwd = hn::Set(d, wd), va = hn::Set(d, a), va1 = hn::Set(d, 1.0f - a);
+  const auto veps = hn::Set(d, eps), vmu = hn::Set(d, mu);
+  const bool momentum = mu > 0.0f;
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    hn::Vec<decltype(d)> pi, gi;
+    LoadDecayed(d, p, g, bk, i, vwd, zero_g, pi, gi);
+    const auto vi = hn::Add(hn::Mul(va, hn::LoadU(d, v + i)), hn::Mul(hn::Mul(va1, gi), gi));
+    hn::StoreU(vi, d, v + i);
+    auto s = hn::Div(gi, hn::Add(hn::Sqrt(vi), veps));
+    if (momentum) {
+      s = hn::Add(hn::Mul(vmu, hn::LoadU(d, m + i)), s);
+      hn::StoreU(s, d, m + i);
+    }
+    hn::StoreU(hn::Sub(pi, hn::Mul(vlr, s)), d, p + i);
+  }
+  for (; i < n; ++i) {
+    const float pi = p[i];
+    if (bk) bk[i] = pi;
+    const float gi = g[i] + wd * pi;
+    if (zero_g) g[i] = 0.0f;
+    const float vi = a * v[i] + (1.0f - a) * gi * gi;
+    v[i] = vi;
+    float s = gi / (std::sqrt(vi) + eps);
+    if (momentum) {
+      s = mu * m[i] + s;
+      m[i] = s;
+    }
+    p[i] = pi - lr * s;
   }
 }
 
@@ -198,6 +282,18 @@ HWY_EXPORT(SgdUpdate);
 HWY_EXPORT(MomentumUpdate);
 HWY_EXPORT(SumSquares);
 HWY_EXPORT(UpdateWithSums);
+HWY_EXPORT(AdamUpdate);
+HWY_EXPORT(RmspropUpdate);
+
+void adam_update(float* p, float* g, float* m, float* v, float* bk, size_t n, float lr, float wd, bool decoupled,
+                 float b1, float b2, float eps, float c1, float c2s, bool zero_g) {
+  HWY_DYNAMIC_DISPATCH(AdamUpdate)(p, g, m, v, bk, n, lr, wd, decoupled, b1, b2, eps, c1, c2s, zero_g);
+}
+
+void rmsprop_update(float* p, float* g, float* m, float* v, float* bk, size_t n, float lr, float wd, float a, float eps,
+                    float mu, bool zero_g) {
+  HWY_DYNAMIC_DISPATCH(RmspropUpdate)(p, g, m, v, bk, n, lr, wd, a, eps, mu, zero_g);
+}
 
 BlockSums update_with_sums(float* p, const float* g, float* m, float* bk, size_t n, float lr, float wd, float mu,
                            float a, float c, bool ratio) {

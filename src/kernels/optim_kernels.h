@@ -1,6 +1,8 @@
-// The optimizer's element-wise update rules for SGD and SGD with momentum: the plain loops (the reference, and the
-// double version) and the float kernels of optim_hwy.cpp, dispatched at run time, which give the same bits.
+// The optimizer's element-wise update rules (SGD, SGD with momentum, Adam and AdamW, RMSprop): the plain loops (the
+// reference, and the double version) and the float kernels of optim_hwy.cpp, dispatched at run time, which give the
+// same bits.
 #pragma once
+#include <cmath>
 #include <cstddef>
 
 // GCC would split the backup copy out of the update loops into a memcpy (reading p twice); keep one pass.
@@ -38,6 +40,50 @@ RECTIFIER_ONE_PASS void momentum_update_ref(T* __restrict p, T* __restrict g, T*
     const T mi = mu * m[i] + gi;
     m[i] = mi;
     p[i] = pi - lr * (a * gi + c * mi);
+  }
+}
+
+// Adam, or AdamW when decoupled (PyTorch's rules): with c1 = 1 - beta1^t and c2s = sqrt(1 - beta2^t),
+// g' = g + wd p (Adam) or p *= 1 - lr wd (AdamW); m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g' g';
+// p -= (lr / c1) m / (sqrt(v) / c2s + eps).
+template <bool B, bool Z, class T>
+RECTIFIER_ONE_PASS void adam_update_ref(T* __restrict p, T* __restrict g, T* __restrict m, T* __restrict v,
+                                        T* __restrict bk, long n, T lr, T wd, bool decoupled, T b1, T b2, T eps, T c1,
+                                        T c2s) {
+  const T decay = decoupled ? T(1) - lr * wd : T(1), l2 = decoupled ? T(0) : wd, step = lr / c1;
+  for (long i = 0; i < n; ++i) {
+    if constexpr (B) bk[i] = p[i];
+    const T pi = p[i] * decay;
+    const T gi = g[i] + l2 * pi;
+    if constexpr (Z) g[i] = T(0);
+    const T mi = b1 * m[i] + (T(1) - b1) * gi;
+    const T vi = b2 * v[i] + (T(1) - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = pi - step * mi / (std::sqrt(vi) / c2s + eps);
+  }
+}
+
+// RMSprop (PyTorch's rule): g' = g + wd p; v = a v + (1 - a) g' g'; s = g' / (sqrt(v) + eps); with momentum mu > 0,
+// m = mu m + s and p -= lr m, else p -= lr s.
+template <bool B, bool Z, class T>
+RECTIFIER_ONE_PASS void rmsprop_update_ref(T* __restrict p, T* __restrict g, T* __restrict m, T* __restrict v,
+                                           T* __restrict bk, long n, T lr, T wd, T a, T eps, T mu) {
+  for (long i = 0; i < n; ++i) {
+    const T pi = p[i];
+    if constexpr (B) bk[i] = pi;
+    const T gi = g[i] + wd * pi;
+    if constexpr (Z) g[i] = T(0);
+    const T vi = a * v[i] + (T(1) - a) * gi * gi;
+    v[i] = vi;
+    const T s = gi / (std::sqrt(vi) + eps);
+    if (mu > T(0)) {
+      const T mi = mu * m[i] + s;
+      m[i] = mi;
+      p[i] = pi - lr * mi;
+    } else {
+      p[i] = pi - lr * s;
+    }
   }
 }
 
@@ -105,6 +151,11 @@ BlockSums update_with_sums_ref(T* __restrict p, const T* __restrict g, T* __rest
 void sgd_update(float* p, float* g, float* bk, size_t n, float lr, float wd, bool zero_g);
 void momentum_update(float* p, float* g, float* m, float* bk, size_t n, float lr, float wd, float mu, float a, float c,
                      bool zero_g);
+// adam_update_ref and rmsprop_update_ref in float, dispatched: bk may be null (no backup); zero_g is Z.
+void adam_update(float* p, float* g, float* m, float* v, float* bk, size_t n, float lr, float wd, bool decoupled,
+                 float b1, float b2, float eps, float c1, float c2s, bool zero_g);
+void rmsprop_update(float* p, float* g, float* m, float* v, float* bk, size_t n, float lr, float wd, float a, float eps,
+                    float mu, bool zero_g);
 // update_with_sums_ref in float, dispatched: the same bits on every target.
 BlockSums update_with_sums(float* p, const float* g, float* m, float* bk, size_t n, float lr, float wd, float mu,
                            float a, float c, bool ratio);
