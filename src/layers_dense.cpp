@@ -135,11 +135,19 @@ class Dense final : public Layer<T> {
       for (int j = c0; j < c1; ++j) yi[j] += b[j];
     }
   }
-  // At most this fraction of dy non-zero: the products with dy take the sparse path.
-  static constexpr double kSparseDensity = 0.4;
+  // At most this fraction of dy non-zero, the products with dy take the sparse path. Where the two paths cost the
+  // same, measured on the reference machine (random dy of a given density, batch 128, 64-byte aligned input, 1 and
+  // 2 threads; docs/benchmarks.md, "Where the sparse backward pays"): for dW alone (a first layer: no dx) at 0.5-0.62
+  // of dy non-zero (784 inputs, 256 and 1024 units); with dx too, at 0.45-0.65 while W takes at most 1 MB (each list
+  // entry reads a row of W from the core's own cache), and at 0.25-0.3 beyond (2 and 4 MB: rows read from L3).
+  // Fixed figures, not the running CPU's caches: the choice moves the last bits (the order of the sums), and the
+  // results must not depend on the machine.
+  static double sparse_density_limit(bool with_dx, size_t weights) {
+    return with_dx && weights * sizeof(float) > (size_t(1) << 20) ? 0.25 : 0.55;
+  }
 
   // Behind a ReLU most of dy is exactly zero (the units that did not fire), so when few of its entries are non-zero
-  // (float, at most kSparseDensity of them) the gradients come from lists of them instead of full products: for
+  // (float, at most sparse_density_limit of them) the gradients come from lists of them instead of full products: for
   // each unit the examples where its dy is non-zero, dW (u, :) += sum dy (s, u) x (s, :), and db (u) the sum of the
   // same dy in the same order as the full path; for each example the units, dx (s, :) = sum dy (s, u) W (u, :),
   // then zeroed where relu_out (if not null) is not positive. The zeros skipped add nothing: the results are the
@@ -152,7 +160,8 @@ class Dense final : public Layer<T> {
       const int units = out_f_, in = in_f_;
       const size_t m = size_t(n) * size_t(units);
       if (list_idx_.size() < m || list_count_.size() < size_t(std::max(n, units)) || m < 4096) return false;
-      if (double(kernels::count_nonzero(dy, m)) > kSparseDensity * double(m)) return false;
+      const double limit = sparse_density_limit(dx != nullptr, size_t(units) * size_t(in));
+      if (double(kernels::count_nonzero(dy, m)) > limit * double(m)) return false;
       float* dW = this->params_[0].grad;
       float* db = this->params_[1].grad;
       const float* W = this->params_[0].value;

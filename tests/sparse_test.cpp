@@ -252,7 +252,8 @@ TEST(SparseKernel, DenseGradientsBehindAReluMatchFullProducts) {
         for (int u = 0; u < h; ++u) t += dz1[size_t(s) * h + u] * W1[size_t(u) * in + c];
         expect_near(dx[size_t(s) * in + c], t, "dx", s, c);
       }
-    EXPECT_EQ(m.layer(0).last_backward_sparse(), on < size_t(0.4 * n * h)) << on << " of " << n * h << " on";
+    // (sparse up to 55% non-zero: a layer with an input gradient and a W under 1 MB, Dense::sparse_density_limit)
+    EXPECT_EQ(m.layer(0).last_backward_sparse(), on < size_t(0.55 * n * h)) << on << " of " << n * h << " on";
     // The second layer alone, on the same input, on one thread and on two
     for (int t : {1, 2}) {
       set_threads(t);
@@ -383,6 +384,38 @@ TEST(SparseKernel, DenseGradientsOfADenseDyTakeTheFullProducts) {
   m.zero_grad();
   m.backward(dy.data(), n);
   EXPECT_FALSE(m.layer(0).last_backward_sparse());
+}
+
+// Which path a dense layer's backward takes, by the share of dy that is non-zero and the layer's shape
+// (Dense::sparse_density_limit): up to 55% with no input gradient or a W of at most 1 MB, up to 25% with an input
+// gradient and a larger W, whose rows the sparse dx would read from L3.
+TEST(SparseKernel, TheSparsePathFollowsTheDensityLimitOfTheLayersShape) {
+  const int n = 64;
+  auto takes_sparse = [&](int in, int out, bool input_grad, double nonzero) {
+    Model<float> m(parse_arch("dense(" + std::to_string(out) + ")", ArchContext{}), Shape{in});
+    m.init(InitSpec{}, 2);
+    m.set_input_grad(input_grad);
+    const auto xd = test::random_vec(size_t(n) * in, 3);
+    auto dyd = test::random_vec(size_t(n) * out, 4);
+    Rng pick(5);
+    size_t on = 0;
+    for (auto& v : dyd)
+      if (pick.uniform() >= nonzero) v = 0;
+      else ++on;
+    const std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
+    m.forward(x.data(), n, true);
+    m.zero_grad();
+    m.backward(dy.data(), n);
+    EXPECT_NEAR(double(on) / double(dy.size()), nonzero, 0.02);
+    return m.layer(0).last_backward_sparse();
+  };
+  EXPECT_TRUE(takes_sparse(300, 256, false, 0.5));   // dW alone
+  EXPECT_FALSE(takes_sparse(300, 256, false, 0.6));
+  EXPECT_TRUE(takes_sparse(300, 256, true, 0.5));    // W of 300 KB
+  EXPECT_FALSE(takes_sparse(300, 256, true, 0.6));
+  EXPECT_TRUE(takes_sparse(600, 500, true, 0.2));    // W of 1.2 MB
+  EXPECT_FALSE(takes_sparse(600, 500, true, 0.3));
+  EXPECT_TRUE(takes_sparse(600, 500, false, 0.5));   // the same W, no input gradient
 }
 
 namespace {
