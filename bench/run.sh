@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rectifier against its peers, side by side in one run on this machine (see docs/benchmarks.md).
 # usage: bench/run.sh BUILD_DIR [MLP_EPOCHS] [CNN_EPOCHS]   (make bench: 10 and 2)
-#   env: PEERS="dlib libtorch pytorch" TASKS="mlp cnn" KERNELS=1 MLP_ROUNDS=3 CNN_ROUNDS=3 SCALING_PAIRS=6
+#   env: PEERS="dlib libtorch pytorch" TASKS="mlp cnn" KERNELS=1 MLP_ROUNDS=3 CNN_ROUNDS=3 SCALING_PAIRS=6 ADAM_ROUNDS=2
 # Trains the reference MLP (784-256-128-10, ReLU, SGD lr 0.05 momentum 0.9, batch 128, 2 threads) and CNN with
 # rectifier and each peer, then prints seconds per epoch (median), final test accuracy, peak memory, batch-1 latency
 # and the ratios, and runs the kernel benchmarks. Results: BUILD_DIR/bench/results.md and kernels.json.
@@ -78,6 +78,22 @@ for t in $TASKS; do
     fi
   done
 done
+# The MLP with Adam (lr 0.001, PyTorch's defaults otherwise), a common choice that leaves about half of the ReLUs
+# on (SGD: 30-37%): ADAM_ROUNDS rounds of 3 epochs, rectifier and the peers that have it (libtorch, PyTorch).
+case " $TASKS " in
+  *" mlp "*)
+    for r in $(seq 1 "${ADAM_ROUNDS:-2}"); do
+      seed=$((r - 1))
+      run rectifier-mlp-adam.r$r "$R" train --arch mlp --epochs 3 --data fashion-mnist --batch 128 --optimizer adam \
+        --lr 0.001 --schedule constant -q --seed $seed --threads 2 --metrics "$out/rectifier-mlp-adam.r$r.jsonl"
+      for p in $PEERS; do
+        case $p in
+          libtorch) run libtorch-mlp-adam.r$r "$out/libtorch_ref" mlp 3 "$out/data" $seed adam ;;
+          pytorch) run pytorch-mlp-adam.r$r /usr/bin/python3 "$here/peers/torch_ref.py" mlp 3 $seed adam ;;
+        esac
+      done
+    done ;;
+esac
 # Thread scaling, paired: short MLP runs (3 epochs) on 1 thread and on 2, alternating (which one goes first turns
 # each pair), so that both sides of a pair see the host at about the same speed; the summary takes the ratio within
 # each pair (epochs 2-3) and the median over the pairs, beside the ratio of the rounds' medians above.

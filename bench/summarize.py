@@ -61,10 +61,11 @@ out = []
 version = read("version.txt").strip().splitlines()
 if version:
     out.append(f"\n{version[0]}, on this machine: " + "; ".join(version[1:]) + ".")
-for task in ("mlp", "cnn"):
+titles = {"mlp": "MLP", "cnn": "CNN", "mlp-adam": "MLP with Adam (lr 0.001)"}
+for task in ("mlp", "cnn", "mlp-adam"):
     r = ours(f"rectifier-{task}")
     if not r: continue
-    out.append(f"\n### {task.upper()} training, {r['epochs']} epochs, 2 threads, {r['rounds']} round(s)\n")
+    out.append(f"\n### {titles[task]} training, {r['epochs']} epochs, 2 threads, {r['rounds']} round(s)\n")
     out.append("s/epoch: the median over every epoch of every round, and the fastest epoch (the host only ever slows a "
                "run down). Test accuracy: after the last epoch, the mean over the rounds (round r seeds every library "
                "with r - 1), each round's in brackets. Ratios against rectifier with diagnostics (the default): of the "

@@ -1,10 +1,13 @@
 // libtorch (PyTorch's C++ frontend, Debian libtorch-dev) on the reference tasks, for bench/run.sh.
-// usage: libtorch_ref mlp|cnn EPOCHS DATA_DIR(unzipped IDX files) [SEED=0]
+// usage: libtorch_ref mlp|cnn EPOCHS DATA_DIR(unzipped IDX files) [SEED=0] [sgd|adam]
+// sgd: lr 0.05, momentum 0.9 (the reference task); adam: lr 0.001, PyTorch's other defaults.
 #include <torch/torch.h>
 #include <sys/resource.h>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
+#include <string>
 #include <vector>
 
 static std::vector<uint8_t> slurp(const std::string& p, size_t off) {
@@ -36,7 +39,12 @@ int main(int argc, char** argv) {
                                 torch::nn::MaxPool2d(2), torch::nn::Conv2d(torch::nn::Conv2dOptions(16, 32, 5).padding(2)),
                                 torch::nn::ReLU(), torch::nn::MaxPool2d(2), torch::nn::Flatten(), torch::nn::Linear(32 * 7 * 7, 128),
                                 torch::nn::ReLU(), torch::nn::Linear(128, 10));
-  torch::optim::SGD opt(net->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+  std::unique_ptr<torch::optim::Optimizer> optp;
+  if (argc > 5 && std::string(argv[5]) == "adam")
+    optp = std::make_unique<torch::optim::Adam>(net->parameters(), torch::optim::AdamOptions(0.001));
+  else
+    optp = std::make_unique<torch::optim::SGD>(net->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+  torch::optim::Optimizer& opt = *optp;
   const long N = Xtr.size(0);
   for (int ep = 1; ep <= epochs; ++ep) {
     auto perm = torch::randperm(N);

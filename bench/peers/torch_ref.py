@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """PyTorch on the reference tasks, for bench/run.sh. Same task as rectifier's: Fashion-MNIST, SGD lr 0.05 momentum 0.9,
-batch 128, 2 threads, cross-entropy. usage: torch_ref.py mlp|cnn EPOCHS [SEED=0]
+batch 128, 2 threads, cross-entropy. usage: torch_ref.py mlp|cnn EPOCHS [SEED=0] [sgd|adam]
+(adam: lr 0.001, PyTorch's other defaults)
 Prints: "pytorch-KIND epoch N SECONDS test_acc ACC", then "pytorch-KIND batch1_us US" and "peak_rss_mb MB"."""
 import gzip, resource, sys, time, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 torch.set_num_threads(2); torch.manual_seed(int(sys.argv[3]) if len(sys.argv) > 3 else 0)
@@ -17,7 +18,8 @@ if kind == "mlp":
 else:
     net = nn.Sequential(nn.Conv2d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(),
                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
-opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+if len(sys.argv) > 4 and sys.argv[4] == "adam": opt = torch.optim.Adam(net.parameters(), lr=0.001)
+else: opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
 for ep in range(epochs):
     perm = torch.randperm(len(Xtr)); t = time.perf_counter(); net.train()
     for i in range(0, len(Xtr), 128):
