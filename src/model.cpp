@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #endif
 
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include "kernels/parallel.h"
@@ -100,6 +101,14 @@ const T* Model<T>::forward(const T* x, int n, bool training) {
   for (ForwardObserver<T>* o : observers_) {
     o->begin_forward(n);
     keep = keep || o->wants_outputs();
+  }
+  // A training batch not 64-byte aligned is copied to one that is: backward reads the first layer's input row by row
+  // (the dense layers' sparse dW), and a reference MLP step took 13-16% longer from a std::vector's rows.
+  if (training && reinterpret_cast<uintptr_t>(x) % 64 != 0) {
+    const size_t m = size_t(n) * numel(input_shape_);
+    if (aligned_input_.size() < m) aligned_input_.resize(size_t(capacity_) * numel(input_shape_));
+    std::memcpy(aligned_input_.data(), x, m * sizeof(T));
+    x = aligned_input_.data();
   }
   input_ = x;
   dropped_ = false;

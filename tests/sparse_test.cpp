@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <limits>
 #include <string>
@@ -416,6 +417,33 @@ TEST(SparseKernel, TheSparsePathFollowsTheDensityLimitOfTheLayersShape) {
   EXPECT_TRUE(takes_sparse(600, 500, true, 0.2));    // W of 1.2 MB
   EXPECT_FALSE(takes_sparse(600, 500, true, 0.3));
   EXPECT_TRUE(takes_sparse(600, 500, false, 0.5));   // the same W, no input gradient
+}
+
+// A training batch that is not 64-byte aligned (a std::vector's, offset by a float) is copied to an aligned buffer
+// (Model::forward), which backward then reads: the same outputs and gradients, bit for bit, as from aligned rows.
+// In inference the caller's rows are read where they are.
+TEST(SparseKernel, AMisalignedTrainingBatchGivesTheAlignedBatchsBits) {
+  const int n = 32, in = 200;
+  Model<float> m(parse_arch("dense(64) relu dense(10)", ArchContext{}), Shape{in});
+  m.init(InitSpec{}, 7);
+  const auto xd = test::random_vec(size_t(n) * in, 8), dyd = test::random_vec(size_t(n) * 10, 9);
+  std::vector<float> store(size_t(n) * in + 32);
+  float* aligned = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(store.data()) + 63) & ~uintptr_t(63));
+  const std::vector<float> dy(dyd.begin(), dyd.end());
+  std::vector<std::vector<float>> runs;
+  for (int shift : {0, 1}) {
+    float* x = aligned + shift;
+    for (size_t i = 0; i < xd.size(); ++i) x[i] = i % 3 ? float(xd[i]) : 0.0f;  // zeros, as an image's background
+    const float* out = m.forward(x, n, true);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(m.layer_input(0)) % 64, 0u) << shift;
+    runs.emplace_back(out, out + size_t(n) * 10);
+    m.zero_grad();
+    m.backward(dy.data(), n);
+    runs.back().insert(runs.back().end(), m.grads(), m.grads() + m.num_params());
+    m.forward(x, n, false);
+    EXPECT_EQ(m.layer_input(0), x) << shift;
+  }
+  EXPECT_EQ(runs[0], runs[1]);
 }
 
 namespace {

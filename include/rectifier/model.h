@@ -75,7 +75,8 @@ class Model {
   size_t num_layers() const { return layers_.size(); }
   Layer<T>& layer(size_t i) { return *layers_[i]; }
   const Layer<T>& layer(size_t i) const { return *layers_[i]; }
-  // Layer i's input and output for the last forward (input of layer 0 is the caller's x).
+  // Layer i's input and output for the last forward (input of layer 0 is the caller's x, or in training its
+  // 64-byte aligned copy when x is not aligned).
   // A view layer's (flatten) output is its input. Null for an output the last forward did not keep (below).
   const T* layer_input(size_t i) const { return i == 0 ? input_ : out_[i - 1]; }
   const T* layer_output(size_t i) const { return out_[i]; }
@@ -143,6 +144,7 @@ class Model {
   bool keep_outputs_ = true, dropped_ = false;  // dropped_: the last forward kept not every output
   std::vector<T*> dout_;                 // each layer's output gradient for the last backward
   Buffer<T> dinput_;
+  Buffer<T> aligned_input_;  // a training batch's copy, when the caller's is not 64-byte aligned (forward)
   const T* input_ = nullptr;
   int capacity_ = 0;
   bool want_input_grad_ = false;
