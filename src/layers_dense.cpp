@@ -137,11 +137,11 @@ class Dense final : public Layer<T> {
   }
   // At most this fraction of dy non-zero, the products with dy take the sparse path. Where the two paths cost the
   // same, measured on the reference machine (random dy of a given density, batch 128, 64-byte aligned input, 1 and
-  // 2 threads; docs/benchmarks.md, "Where the sparse backward pays"): for dW alone (a first layer: no dx) at 0.5-0.62
-  // of dy non-zero (784 inputs, 256 and 1024 units); with dx too, at 0.45-0.65 while W takes at most 1 MB (each list
-  // entry reads a row of W from the core's own cache), and at 0.25-0.3 beyond (2 and 4 MB: rows read from L3).
-  // Fixed figures, not the running CPU's caches: the choice moves the last bits (the order of the sums), and the
-  // results must not depend on the machine.
+  // 2 threads; docs/benchmarks.md, "Adam at full speed, the sparse backward's limits by shape"): for dW alone (a
+  // first layer: no dx) at 0.5-0.62 of dy non-zero (784 inputs, 256 and 1024 units); with dx too, at 0.45-0.65
+  // while W takes at most 1 MB (each list entry reads a row of W from the core's own cache), and at 0.24-0.28
+  // beyond (2 and 4 MB: rows read from L3). Fixed figures, not the running CPU's caches: the choice moves the last
+  // bits (the order of the sums), and the results must not depend on the machine.
   static double sparse_density_limit(bool with_dx, size_t weights) {
     return with_dx && weights * sizeof(float) > (size_t(1) << 20) ? 0.25 : 0.55;
   }
