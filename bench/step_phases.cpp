@@ -82,7 +82,8 @@ static int run(int argc, char** argv) {
   }
   double total = 0;
   for (double v : t) total += v;
-  std::printf("%s, batch %d, %d threads, %d steps%s%s%s%s%s%s\n", arch.c_str(), bench::TrainStep::kBatch, threads, steps,
+  std::printf("%s, batch %d, %d threads, %d steps%s%s%s%s%s%s\n", arch.c_str(), bench::TrainStep::kBatch, threads,
+              steps,
               opt ? (", " + optimizer_name(opt->kind) + " lr " + std::to_string(opt->lr)).c_str() : "",
               data ? (", batches of " + data_spec).c_str() : ", a synthetic batch",
               backup_on ? "" : ", no last-good copy", fused ? "" : ", the monitor's own passes",

@@ -175,9 +175,11 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
       const bool decoupled = cfg_.kind == OptKind::adamw;
       each([&](auto B, long b, long k) {
         if constexpr (std::is_same_v<T, float>)
-          kernels::adam_update(p + b, g + b, m + b, v + b, bk(b), size_t(k), lr, wd, decoupled, b1, b2, eps, c1, c2s, Z);
+          kernels::adam_update(p + b, g + b, m + b, v + b, bk(b), size_t(k), lr, wd, decoupled, b1, b2, eps, c1, c2s,
+                               Z);
         else
-          kernels::adam_update_ref<B(), Z>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, decoupled, b1, b2, eps, c1, c2s);
+          kernels::adam_update_ref<B(), Z>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, decoupled, b1, b2, eps, c1,
+                                           c2s);
       }, nullptr);
       break;
     }

@@ -1,7 +1,8 @@
 // The optimizer's float update rules (SGD, SGD with momentum, Adam and AdamW, RMSprop) and the sum of squares the
-// optimizer and the monitor share, in Highway: compiled for every x86-64 target and dispatched at run time. Built without contraction into
-// FMA (CMakeLists.txt), each lane does the plain loops' operations in their order, so every target gives the bits of
-// the references in optim_kernels.h and reduce.h: training results do not depend on the CPU's vector width.
+// optimizer and the monitor share, in Highway: compiled for every x86-64 target and dispatched at run time. Built
+// without contraction into FMA (CMakeLists.txt), each lane does the plain loops' operations in their order, so every
+// target gives the bits of the references in optim_kernels.h and reduce.h: training results do not depend on the
+// CPU's vector width.
 //
 // Why: compiled for baseline x86-64 (SSE2), the momentum update took 19 instructions per 4 floats and was partly
 // bound by instructions, not memory: these kernels took the update phase of an MLP step (2 threads, with the
