@@ -82,9 +82,12 @@ static int run(int argc, char** argv) {
   }
   double total = 0;
   for (double v : t) total += v;
+  char lr_text[32];
+  std::snprintf(lr_text, sizeof lr_text, "%g", opt ? opt->lr : 0.0);
+  const std::string opt_text = opt ? ", " + optimizer_name(opt->kind) + " lr " + lr_text : "";
   std::printf("%s, batch %d, %d threads, %d steps%s%s%s%s%s%s\n", arch.c_str(), bench::TrainStep::kBatch, threads,
               steps,
-              opt ? (", " + optimizer_name(opt->kind) + " lr " + std::to_string(opt->lr)).c_str() : "",
+              opt_text.c_str(),
               data ? (", batches of " + data_spec).c_str() : ", a synthetic batch",
               backup_on ? "" : ", no last-good copy", fused ? "" : ", the monitor's own passes",
               diagnostics ? "" : ", no diagnostics", flush_caches ? ", caches flushed before each step" : "");
