@@ -4,7 +4,6 @@
 #include <cmath>
 #include <type_traits>
 #include "kernels/optim_kernels.h"
-#include "kernels/reduce.h"
 
 namespace rectifier {
 
@@ -84,10 +83,9 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
   T* v = v_.data();
   const long n = long(n_);
   // Split over threads in fixed blocks: the same result for any thread count. f(B, offset, length) with B a
-  // std::bool_constant: whether to keep the backup. With stats, fsum(B, offset, length, ratio), if not null, does
-  // f's update of a block and returns the monitor's sums over it (kernels::BlockSums) in the same pass, leaving g.
+  // std::bool_constant: whether to keep the backup. With stats, fsum(B, offset, length, ratio) does f's update of a
+  // block and returns the monitor's sums over it (kernels::BlockSums) in the same pass, leaving g.
   auto each = [&](auto&& f, auto&& fsum) {
-    constexpr bool kFused = !std::is_same_v<std::decay_t<decltype(fsum)>, std::nullptr_t>;
     auto run = [&](auto B) {
       if (!stats) {
 #pragma omp parallel for schedule(static) if (n > 32768)
@@ -95,7 +93,7 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
         return;
       }
       // The monitor's ranges, each a thread's at a time (they differ in size: dynamic), in blocks of 4096 from the
-      // range's start; each block's figures are taken while it is in L1: g before f clears it, p before and after.
+      // range's start, each block's figures taken in its update's pass.
       StepStats& st = *stats;
       const long nr = long(st.ranges.size());
       st.grad_ss.assign(size_t(nr), 0.0);
@@ -106,12 +104,9 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
       for (long r = 0; r < nr; ++r) {
         const auto [off, size] = st.ranges[size_t(r)];
         double gs = 0, du = 0, w = 0;
-        [[maybe_unused]] T before[4096];  // the weights before a block's update, for add_update_sums
         for (size_t b = off; b < off + size; b += 4096) {
           const size_t k = std::min(off + size, b + 4096) - b;
-          kernels::BlockSums sums;
-          if constexpr (kFused) sums = fsum(B, long(b), long(k), st.ratio);
-          else sums.g2 = kernels::sum_squares(g + b, k);
+          const kernels::BlockSums sums = fsum(B, long(b), long(k), st.ratio);
           if (!std::isfinite(sums.g2) && st.first_bad[size_t(r)] == SIZE_MAX)
             for (size_t j = b; j < b + k; ++j)
               if (!std::isfinite(g[j])) {
@@ -120,14 +115,8 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
                 break;
               }
           gs += sums.g2;
-          if constexpr (kFused) {
-            if (Z) std::fill(g + b, g + b + k, T(0));
-            du += sums.du, w += sums.w;
-          } else {
-            if (st.ratio) std::copy(p + b, p + b + k, before);
-            f(B, long(b), long(k));
-            if (st.ratio) kernels::add_update_sums(p + b, before, k, du, w);
-          }
+          if (Z) std::fill(g + b, g + b + k, T(0));
+          du += sums.du, w += sums.w;
         }
         st.grad_ss[size_t(r)] = gs;
         if (st.ratio) st.update_ss[size_t(r)] = du, st.weight_ss[size_t(r)] = w;
@@ -180,7 +169,15 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
         else
           kernels::adam_update_ref<B(), Z>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, decoupled, b1, b2, eps, c1,
                                            c2s);
-      }, nullptr);
+      }, [&](auto, long b, long k, bool ratio) {
+        if constexpr (std::is_same_v<T, float>)
+          return kernels::adam_with_sums(p + b, g + b, m + b, v + b, bk(b), size_t(k), lr, wd, decoupled, b1, b2, eps,
+                                         c1, c2s, ratio);
+        else
+          return kernels::rule_with_sums_ref<T>(p + b, g + b, bk(b), k,
+                                                kernels::AdamRule<T>(m + b, v + b, lr, wd, decoupled, b1, b2, eps, c1, c2s),
+                                                ratio);
+      });
       break;
     }
     case OptKind::rmsprop: {
@@ -190,7 +187,13 @@ void Optimizer<T>::run(T* p, T* g, double lr_d, T* backup, StepStats* stats) {
           kernels::rmsprop_update(p + b, g + b, m + b, v + b, bk(b), size_t(k), lr, wd, a, eps, mu, Z);
         else
           kernels::rmsprop_update_ref<B(), Z>(p + b, g + b, m + b, v + b, bk(b), k, lr, wd, a, eps, mu);
-      }, nullptr);
+      }, [&](auto, long b, long k, bool ratio) {
+        if constexpr (std::is_same_v<T, float>)
+          return kernels::rmsprop_with_sums(p + b, g + b, m + b, v + b, bk(b), size_t(k), lr, wd, a, eps, mu, ratio);
+        else
+          return kernels::rule_with_sums_ref<T>(p + b, g + b, bk(b), k,
+                                                kernels::RmspropRule<T>{m + b, v + b, lr, wd, a, eps, mu}, ratio);
+      });
       break;
     }
   }

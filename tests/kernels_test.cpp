@@ -852,6 +852,30 @@ TEST(OptimKernel, AdaptiveUpdatesMatchPlainLoopsBitForBit) {
           }
 }
 
+// The monitor's sums over a block's update: as the reference's (want) bit for bit; g2 as sum_squares_ref's (the
+// monitor's own pass); du and w, with the ratio, within 1e-12 of add_update_sums from the weights before and after
+// (zero without it, and du positive over a whole block).
+static void expect_block_sums(const kernels::BlockSums& got, const kernels::BlockSums& want, const float* after,
+                              const float* before, const float* g, size_t n, bool ratio, bool whole,
+                              const std::string& where) {
+  EXPECT_EQ(got.g2, want.g2) << where;
+  EXPECT_EQ(got.du, want.du) << where;
+  EXPECT_EQ(got.w, want.w) << where;
+  EXPECT_EQ(got.g2, kernels::sum_squares_ref(g, n)) << where;
+  if (!ratio) {
+    EXPECT_EQ(got.du, 0.0) << where;
+    EXPECT_EQ(got.w, 0.0) << where;
+    return;
+  }
+  double du = 0, w = 0;
+  kernels::add_update_sums(after, before, n, du, w);
+  EXPECT_NEAR(got.du, du, 1e-12 * du) << where;
+  EXPECT_NEAR(got.w, w, 1e-12 * w) << where;
+  if (whole) {
+    EXPECT_GT(got.du, 0.0) << where;
+  }
+}
+
 // The update with the monitor's sums in its pass: the update the bits of the plain update rules (g untouched), and
 // the sums the bits of the plain-loop reference: g2 those of sum_squares_ref, the monitor's own pass; du and w
 // within 1e-12 of add_update_sums (double sums in another order). Lengths around the 32 lanes, up to a block of 4096,
@@ -884,9 +908,6 @@ TEST(OptimKernel, UpdateWithSumsMatchesPlainLoops) {
           ASSERT_EQ(std::memcmp(m.data(), w.data(), m.size() * 4), 0) << where;
           ASSERT_EQ(std::memcmp(g.data(), g0.data(), g.size() * 4), 0) << where;  // only read
           ASSERT_EQ(std::memcmp(bk.data(), bq.data(), bk.size() * 4), 0) << where;
-          EXPECT_EQ(got.g2, want.g2) << where;
-          EXPECT_EQ(got.du, want.du) << where;
-          EXPECT_EQ(got.w, want.w) << where;
           // the plain rules and sums
           std::vector<float> pr(p0), gr(g0), mr(m0), none(N + 8);
           if (sgd) kernels::sgd_update_ref<false, false>(pr.data() + off, gr.data() + off, none.data(), long(n), r.lr, r.wd);
@@ -894,19 +915,64 @@ TEST(OptimKernel, UpdateWithSumsMatchesPlainLoops) {
                                                           long(n), r.lr, r.wd, r.mu, r.a, r.c);
           ASSERT_EQ(std::memcmp(p.data(), pr.data(), p.size() * 4), 0) << where;
           ASSERT_EQ(std::memcmp(m.data(), mr.data(), m.size() * 4), 0) << where;
-          EXPECT_EQ(got.g2, kernels::sum_squares_ref(g0.data() + off, n)) << where;
-          if (!ratio) {
-            EXPECT_EQ(got.du, 0.0);
-            EXPECT_EQ(got.w, 0.0);
-            continue;
+          expect_block_sums(got, want, p.data() + off, e.data() + off, g0.data() + off, n, ratio, n == N, where);
+        }
+}
+
+// Adam, AdamW and RMSprop (with and without momentum) with the monitor's sums in their pass: the update the bits of
+// the plain rules (adam_update_ref, rmsprop_update_ref; g untouched), and the sums the bits of rule_with_sums_ref,
+// g2 those of sum_squares_ref, du and w within 1e-12 of add_update_sums.
+TEST(OptimKernel, AdaptiveUpdatesWithSumsMatchPlainLoops) {
+  const size_t N = 4096;
+  std::vector<float> p0(N + 8), g0(N + 8), m0(N + 8), v0(N + 8);
+  for (size_t i = 0; i < p0.size(); ++i) {
+    p0[i] = std::sin(float(i) * 0.37f) * 0.3f;
+    g0[i] = std::cos(float(i) * 0.11f) * 1e-2f * float(1 + i % 7);
+    m0[i] = std::sin(float(i) * 0.05f) * 2e-2f;
+    v0[i] = float(i % 13) * 1e-5f;
+  }
+  const float lr = 1e-3f, wd = 1e-2f, c1 = 1.0f - std::pow(0.9f, 5.0f), c2s = std::sqrt(1.0f - std::pow(0.999f, 5.0f));
+  for (int rule = 0; rule < 4; ++rule)  // Adam, AdamW, RMSprop with momentum, without
+    for (size_t n : {size_t(0), size_t(1), size_t(31), size_t(32), size_t(33), size_t(100), size_t(4095), N})
+      for (size_t off : {size_t(0), size_t(3)})
+        for (int var = 0; var < 4; ++var) {
+          const bool ratio = var & 1, backup = var & 2;
+          std::vector<float> p(p0), g(g0), m(m0), v(v0), bk(N + 8, -1.0f), q(p0), h(g0), w(m0), u(v0), bq(N + 8, -1.0f);
+          std::vector<float> pr(p0), gr(g0), mr(m0), vr(v0), none(N + 8);
+          float* b1 = backup ? bk.data() + off : nullptr;
+          float* b2 = backup ? bq.data() + off : nullptr;
+          kernels::BlockSums got, want;
+          const float mu = rule == 2 ? 0.9f : 0.0f;
+          if (rule < 2) {
+            got = kernels::adam_with_sums(p.data() + off, g.data() + off, m.data() + off, v.data() + off, b1, n, lr, wd,
+                                          rule == 1, 0.9f, 0.999f, 1e-8f, c1, c2s, ratio);
+            want = kernels::rule_with_sums_ref<float>(
+                q.data() + off, h.data() + off, b2, long(n),
+                kernels::AdamRule<float>(w.data() + off, u.data() + off, lr, wd, rule == 1, 0.9f, 0.999f, 1e-8f, c1, c2s),
+                ratio);
+            kernels::adam_update_ref<false, false>(pr.data() + off, gr.data() + off, mr.data() + off, vr.data() + off,
+                                                   none.data(), long(n), lr, wd, rule == 1, 0.9f, 0.999f, 1e-8f, c1, c2s);
+          } else {
+            got = kernels::rmsprop_with_sums(p.data() + off, g.data() + off, m.data() + off, v.data() + off, b1, n, lr,
+                                             wd, 0.99f, 1e-8f, mu, ratio);
+            want = kernels::rule_with_sums_ref<float>(
+                q.data() + off, h.data() + off, b2, long(n),
+                kernels::RmspropRule<float>{w.data() + off, u.data() + off, lr, wd, 0.99f, 1e-8f, mu}, ratio);
+            kernels::rmsprop_update_ref<false, false>(pr.data() + off, gr.data() + off, mr.data() + off, vr.data() + off,
+                                                      none.data(), long(n), lr, wd, 0.99f, 1e-8f, mu);
           }
-          double du = 0, wsum = 0;
-          kernels::add_update_sums(p.data() + off, e.data() + off, n, du, wsum);
-          EXPECT_NEAR(got.du, du, 1e-12 * du) << where;
-          EXPECT_NEAR(got.w, wsum, 1e-12 * wsum) << where;
-          if (n == N) {
-            EXPECT_GT(got.du, 0.0) << where;
+          const auto where = "rule " + std::to_string(rule) + " n " + std::to_string(n) + " offset " +
+                             std::to_string(off) + " variant " + std::to_string(var);
+          for (const auto* got_want : {&p, &m, &v}) {
+            const auto& x = *got_want;
+            const auto& y = got_want == &p ? q : got_want == &m ? w : u;
+            const auto& z = got_want == &p ? pr : got_want == &m ? mr : vr;
+            ASSERT_EQ(std::memcmp(x.data(), y.data(), x.size() * 4), 0) << where;
+            ASSERT_EQ(std::memcmp(x.data(), z.data(), x.size() * 4), 0) << where;  // the plain rule's bits
           }
+          ASSERT_EQ(std::memcmp(g.data(), g0.data(), g.size() * 4), 0) << where;  // only read
+          ASSERT_EQ(std::memcmp(bk.data(), bq.data(), bk.size() * 4), 0) << where;
+          expect_block_sums(got, want, p.data() + off, p0.data() + off, g0.data() + off, n, ratio, n == N, where);
         }
 }
 

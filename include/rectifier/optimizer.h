@@ -44,8 +44,8 @@ class Optimizer {
   // One step with learning rate lr: p (n) updated in place from g (n). g is read-only. If backup is not null it
   // receives the values p had before the step (in the same pass: the trainer's "last good weights"). With stats,
   // also fills stats' figures for its ranges in that pass (sums per block of 4096 from each range's start, the
-  // gradient's with the bits of kernels::sum_squares, the monitor's own pass). SGD and momentum take them in the
-  // update's own loop (kernels::update_with_sums); Adam and RMSprop in passes over each block while it is in L1.
+  // gradient's with the bits of kernels::sum_squares, the monitor's own pass), in the update's own loop
+  // (kernels::update_with_sums, adam_with_sums, rmsprop_with_sums).
   // The trainer then calls Model::discard_grads: the next backward writes the gradients, and nothing zeroes them.
   void step(T* p, const T* g, double lr, T* backup = nullptr, StepStats* stats = nullptr);
   // The same, then g zeroed in the same pass (the next backward's zero_grad, without a pass of its own).

@@ -21,161 +21,143 @@ HWY_BEFORE_NAMESPACE();
 namespace rectifier::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// p -= lr * (g + wd * p); bk (if not null) receives p first; g is zeroed after it is read when zero_g.
+// The update rules on whole vectors: r(d, i, p, g) returns the new weights of lanes [i, i + L) from their weights and
+// gradients, updating the rule's state (m, v) there, with the operations of the scalar rule r.scalar
+// (optim_kernels.h) in its order; r.scalar does the elements past the last whole vector.
+
+// MomentumRule: SGD (kMomentum false), or momentum (plain: a = 0, c = 1; Nesterov: a = 1, c = mu).
+template <class D, bool kMomentum>
+struct MomentumVec {
+  using V = hn::Vec<D>;
+  kernels::MomentumRule<float> scalar;
+  V lr, wd, mu, a, c;
+  MomentumVec(D d, const kernels::MomentumRule<float>& r)
+      : scalar(r), lr(hn::Set(d, r.lr)), wd(hn::Set(d, r.wd)), mu(hn::Set(d, r.mu)), a(hn::Set(d, r.a)),
+        c(hn::Set(d, r.c)) {}
+  HWY_INLINE V operator()(D d, size_t i, V pi, V g0) const {
+    const V gi = hn::Add(g0, hn::Mul(wd, pi));
+    if constexpr (!kMomentum) {
+      return hn::Sub(pi, hn::Mul(lr, gi));
+    } else {
+      const V mi = hn::Add(hn::Mul(mu, hn::LoadU(d, scalar.m + i)), gi);
+      hn::StoreU(mi, d, scalar.m + i);
+      return hn::Sub(pi, hn::Mul(lr, hn::Add(hn::Mul(a, gi), hn::Mul(c, mi))));
+    }
+  }
+};
+
+// AdamRule. Compiled for baseline x86-64, its plain loop stayed scalar (a square root and two divisions per
+// element): the reference MLP's Adam update took 815 us on one thread, against 71 for SGD with momentum.
+template <class D>
+struct AdamVec {
+  using V = hn::Vec<D>;
+  kernels::AdamRule<float> scalar;
+  V decay, l2, b1, b2, a1, a2, step, c2s, eps;
+  AdamVec(D d, const kernels::AdamRule<float>& r)
+      : scalar(r), decay(hn::Set(d, r.decay)), l2(hn::Set(d, r.l2)), b1(hn::Set(d, r.b1)), b2(hn::Set(d, r.b2)),
+        a1(hn::Set(d, 1.0f - r.b1)), a2(hn::Set(d, 1.0f - r.b2)), step(hn::Set(d, r.step)), c2s(hn::Set(d, r.c2s)),
+        eps(hn::Set(d, r.eps)) {}
+  HWY_INLINE V operator()(D d, size_t i, V p0, V g0) const {
+    const V pi = hn::Mul(p0, decay);
+    const V gi = hn::Add(g0, hn::Mul(l2, pi));
+    const V mi = hn::Add(hn::Mul(b1, hn::LoadU(d, scalar.m + i)), hn::Mul(a1, gi));
+    const V vi = hn::Add(hn::Mul(b2, hn::LoadU(d, scalar.v + i)), hn::Mul(hn::Mul(a2, gi), gi));
+    hn::StoreU(mi, d, scalar.m + i);
+    hn::StoreU(vi, d, scalar.v + i);
+    return hn::Sub(pi, hn::Div(hn::Mul(step, mi), hn::Add(hn::Div(hn::Sqrt(vi), c2s), eps)));
+  }
+};
+
+// RmspropRule.
+template <class D>
+struct RmspropVec {
+  using V = hn::Vec<D>;
+  kernels::RmspropRule<float> scalar;
+  V lr, wd, a, a1, eps, mu;
+  RmspropVec(D d, const kernels::RmspropRule<float>& r)
+      : scalar(r), lr(hn::Set(d, r.lr)), wd(hn::Set(d, r.wd)), a(hn::Set(d, r.a)), a1(hn::Set(d, 1.0f - r.a)),
+        eps(hn::Set(d, r.eps)), mu(hn::Set(d, r.mu)) {}
+  HWY_INLINE V operator()(D d, size_t i, V pi, V g0) const {
+    const V gi = hn::Add(g0, hn::Mul(wd, pi));
+    const V vi = hn::Add(hn::Mul(a, hn::LoadU(d, scalar.v + i)), hn::Mul(hn::Mul(a1, gi), gi));
+    hn::StoreU(vi, d, scalar.v + i);
+    V s = hn::Div(gi, hn::Add(hn::Sqrt(vi), eps));
+    if (scalar.mu > 0.0f) {
+      s = hn::Add(hn::Mul(mu, hn::LoadU(d, scalar.m + i)), s);
+      hn::StoreU(s, d, scalar.m + i);
+    }
+    return hn::Sub(pi, hn::Mul(lr, s));
+  }
+};
+
+// One block of a rule (kernels::rule_update_ref): bk (if not null) receives p first; g is zeroed after it is read
+// when zero_g.
+template <class D, class Rule>
+HWY_INLINE void RuleUpdate(D d, float* HWY_RESTRICT p, float* HWY_RESTRICT g, float* HWY_RESTRICT bk, size_t n,
+                           bool zero_g, const Rule& rule) {
+  const size_t L = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto pi = hn::LoadU(d, p + i), g0 = hn::LoadU(d, g + i);
+    if (bk) hn::StoreU(pi, d, bk + i);
+    if (zero_g) hn::StoreU(hn::Zero(d), d, g + i);
+    hn::StoreU(rule(d, i, pi, g0), d, p + i);
+  }
+  for (; i < n; ++i) {
+    const float pi = p[i], g0 = g[i];
+    if (bk) bk[i] = pi;
+    if (zero_g) g[i] = 0.0f;
+    p[i] = rule.scalar(long(i), pi, g0);
+  }
+}
+
 void SgdUpdate(float* HWY_RESTRICT p, float* HWY_RESTRICT g, float* HWY_RESTRICT bk, size_t n, float lr, float wd,
                bool zero_g) {
   const hn::ScalableTag<float> d;
-  const size_t L = hn::Lanes(d);
-  const auto vlr = hn::Set(d, lr), vwd = hn::Set(d, wd), zero = hn::Zero(d);
-  size_t i = 0;
-  for (; i + L <= n; i += L) {
-    const auto pi = hn::LoadU(d, p + i), gi = hn::LoadU(d, g + i);
-    if (bk) hn::StoreU(pi, d, bk + i);
-    if (zero_g) hn::StoreU(zero, d, g + i);
-    hn::StoreU(hn::Sub(pi, hn::Mul(vlr, hn::Add(gi, hn::Mul(vwd, pi)))), d, p + i);
-  }
-  for (; i < n; ++i) {
-    const float pi = p[i], gi = g[i];
-    if (bk) bk[i] = pi;
-    if (zero_g) g[i] = 0.0f;
-    p[i] = pi - lr * (gi + wd * pi);
-  }
+  RuleUpdate(d, p, g, bk, n, zero_g, MomentumVec<decltype(d), false>(d, {nullptr, lr, wd, 0.0f, 0.0f, 1.0f}));
 }
 
-// The start of the momentum and RMSprop rules at lane block i: pi = p (copied to bk first, if not null), and
-// gi = g + wd p, g then zeroed if zero_g.
-template <class D, class V = hn::Vec<D>>
-HWY_INLINE void LoadDecayed(D d, const float* HWY_RESTRICT p, float* HWY_RESTRICT g, float* HWY_RESTRICT bk, size_t i,
-                            V vwd, bool zero_g, V& pi, V& gi) {
-  pi = hn::LoadU(d, p + i);
-  if (bk) hn::StoreU(pi, d, bk + i);
-  gi = hn::Add(hn::LoadU(d, g + i), hn::Mul(vwd, pi));
-  if (zero_g) hn::StoreU(hn::Zero(d), d, g + i);
-}
-
-// g' = g + wd p; m = mu m + g'; p -= lr (a g' + c m): plain momentum with a = 0, c = 1, Nesterov with a = 1, c = mu.
 void MomentumUpdate(float* HWY_RESTRICT p, float* HWY_RESTRICT g, float* HWY_RESTRICT m, float* HWY_RESTRICT bk,
                     size_t n, float lr, float wd, float mu, float a, float c, bool zero_g) {
   const hn::ScalableTag<float> d;
-  const size_t L = hn::Lanes(d);
-  const auto vlr = hn::Set(d, lr), vwd = hn::Set(d, wd), vmu = hn::Set(d, mu), va = hn::Set(d, a), vc = hn::Set(d, c);
-  size_t i = 0;
-  for (; i + L <= n; i += L) {
-    hn::Vec<decltype(d)> pi, gi;
-    LoadDecayed(d, p, g, bk, i, vwd, zero_g, pi, gi);
-    const auto mi = hn::Add(hn::Mul(vmu, hn::LoadU(d, m + i)), gi);
-    hn::StoreU(mi, d, m + i);
-    hn::StoreU(hn::Sub(pi, hn::Mul(vlr, hn::Add(hn::Mul(va, gi), hn::Mul(vc, mi)))), d, p + i);
-  }
-  for (; i < n; ++i) {
-    const float pi = p[i];
-    if (bk) bk[i] = pi;
-    const float gi = g[i] + wd * pi;
-    if (zero_g) g[i] = 0.0f;
-    const float mi = mu * m[i] + gi;
-    m[i] = mi;
-    p[i] = pi - lr * (a * gi + c * mi);
-  }
+  RuleUpdate(d, p, g, bk, n, zero_g, MomentumVec<decltype(d), true>(d, {m, lr, wd, mu, a, c}));
 }
 
-// adam_update_ref (optim_kernels.h): Adam, or AdamW when decoupled; the same operations in the same order.
-// Compiled for baseline x86-64, the plain loop stayed scalar (a square root and a division per element): the
-// reference MLP's Adam update took 815 us on one thread, against 71 for SGD with momentum.
 void AdamUpdate(float* HWY_RESTRICT p, float* HWY_RESTRICT g, float* HWY_RESTRICT m, float* HWY_RESTRICT v,
                 float* HWY_RESTRICT bk, size_t n, float lr, float wd, bool decoupled, float b1, float b2, float eps,
                 float c1, float c2s, bool zero_g) {
-  const float decay = decoupled ? 1.0f - lr * wd : 1.0f, l2 = decoupled ? 0.0f : wd, step = lr / c1;
   const hn::ScalableTag<float> d;
-  const size_t L = hn::Lanes(d);
-  const auto vdecay = hn::Set(d, decay), vl2 = hn::Set(d, l2), vb1 = hn::Set(d, b1), vb2 = hn::Set(d, b2);
-  const auto va1 = hn::Set(d, 1.0f - b1), va2 = hn::Set(d, 1.0f - b2), vstep = hn::Set(d, step);
-  const auto vc2s = hn::Set(d, c2s), veps = hn::Set(d, eps), zero = hn::Zero(d);
-  size_t i = 0;
-  for (; i + L <= n; i += L) {
-    const auto p0 = hn::LoadU(d, p + i);
-    if (bk) hn::StoreU(p0, d, bk + i);
-    const auto pi = hn::Mul(p0, vdecay);
-    const auto gi = hn::Add(hn::LoadU(d, g + i), hn::Mul(vl2, pi));
-    if (zero_g) hn::StoreU(zero, d, g + i);
-    const auto mi = hn::Add(hn::Mul(vb1, hn::LoadU(d, m + i)), hn::Mul(va1, gi));
-    const auto vi = hn::Add(hn::Mul(vb2, hn::LoadU(d, v + i)), hn::Mul(hn::Mul(va2, gi), gi));
-    hn::StoreU(mi, d, m + i);
-    hn::StoreU(vi, d, v + i);
-    hn::StoreU(hn::Sub(pi, hn::Div(hn::Mul(vstep, mi), hn::Add(hn::Div(hn::Sqrt(vi), vc2s), veps))), d, p + i);
-  }
-  for (; i < n; ++i) {
-    if (bk) bk[i] = p[i];
-    const float pi = p[i] * decay;
-    const float gi = g[i] + l2 * pi;
-    if (zero_g) g[i] = 0.0f;
-    const float mi = b1 * m[i] + (1.0f - b1) * gi;
-    const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = pi - step * mi / (std::sqrt(vi) / c2s + eps);
-  }
+  RuleUpdate(d, p, g, bk, n, zero_g, AdamVec<decltype(d)>(d, {m, v, lr, wd, decoupled, b1, b2, eps, c1, c2s}));
 }
 
-// rmsprop_update_ref (optim_kernels.h), the same operations in the same order.
 void RmspropUpdate(float* HWY_RESTRICT p, float* HWY_RESTRICT g, float* HWY_RESTRICT m, float* HWY_RESTRICT v,
                    float* HWY_RESTRICT bk, size_t n, float lr, float wd, float a, float eps, float mu, bool zero_g) {
   const hn::ScalableTag<float> d;
-  const size_t L = hn::Lanes(d);
-  const auto vlr = hn::Set(d, lr), vwd = hn::Set(d, wd), va = hn::Set(d, a), va1 = hn::Set(d, 1.0f - a);
-  const auto veps = hn::Set(d, eps), vmu = hn::Set(d, mu);
-  const bool momentum = mu > 0.0f;
-  size_t i = 0;
-  for (; i + L <= n; i += L) {
-    hn::Vec<decltype(d)> pi, gi;
-    LoadDecayed(d, p, g, bk, i, vwd, zero_g, pi, gi);
-    const auto vi = hn::Add(hn::Mul(va, hn::LoadU(d, v + i)), hn::Mul(hn::Mul(va1, gi), gi));
-    hn::StoreU(vi, d, v + i);
-    auto s = hn::Div(gi, hn::Add(hn::Sqrt(vi), veps));
-    if (momentum) {
-      s = hn::Add(hn::Mul(vmu, hn::LoadU(d, m + i)), s);
-      hn::StoreU(s, d, m + i);
-    }
-    hn::StoreU(hn::Sub(pi, hn::Mul(vlr, s)), d, p + i);
-  }
-  for (; i < n; ++i) {
-    const float pi = p[i];
-    if (bk) bk[i] = pi;
-    const float gi = g[i] + wd * pi;
-    if (zero_g) g[i] = 0.0f;
-    const float vi = a * v[i] + (1.0f - a) * gi * gi;
-    v[i] = vi;
-    float s = gi / (std::sqrt(vi) + eps);
-    if (momentum) {
-      s = mu * m[i] + s;
-      m[i] = s;
-    }
-    p[i] = pi - lr * s;
-  }
+  RuleUpdate(d, p, g, bk, n, zero_g, RmspropVec<decltype(d)>(d, {m, v, lr, wd, a, eps, mu}));
 }
 
-// update_with_sums_ref (optim_kernels.h): the 32 float lanes of g2 as whole vectors (2 with AVX-512, 4 with AVX2,
-// 8 with SSE4), each of du's and w's as twice as many vectors of doubles (each float vector's lower half, then its
-// upper half: lane k stays lane k), the rule's operations in the reference's order. On the scalar target, the
+// kernels::rule_with_sums_ref (optim_kernels.h): the 32 float lanes of g2 as whole vectors (2 with AVX-512, 4 with
+// AVX2, 8 with SSE4), each of du's and w's as twice as many vectors of doubles (each float vector's lower half, then
+// its upper half: lane k stays lane k), the rule's operations in the reference's order. On the scalar target, the
 // reference itself.
 // Before, the monitor's figures took passes of their own over each block: the gradient's sum of squares, and on the
 // ratio's steps a copy of the weights and double sums compiled for baseline x86-64. The reference MLP's update with
 // them (235K parameters, 1 thread, caches flushed by an 8 MB pass, medians of 1000): 59-68 us against 48-60 without
 // figures, 170-195 us on the ratio's steps (every 16th); fused: 49-54 and 91-94 (2 threads: 28-32 and 49-52).
-template <bool kMomentum, bool kRatio>
-kernels::BlockSums UpdateWithSumsT(float* HWY_RESTRICT p, const float* HWY_RESTRICT g, float* HWY_RESTRICT m,
-                                   float* HWY_RESTRICT bk, size_t n, float lr, float wd, float mu, float a, float c) {
+template <bool kRatio, class D, class Rule>
+kernels::BlockSums WithSumsT(D d, float* HWY_RESTRICT p, const float* HWY_RESTRICT g, float* HWY_RESTRICT bk,
+                             size_t n, const Rule& rule) {
 #if HWY_TARGET == HWY_SCALAR
-  return kernels::update_with_sums_ref<float>(p, g, kMomentum ? m : nullptr, bk, long(n), lr, wd, mu, a, c, kRatio);
+  (void)d;
+  return kernels::rule_with_sums_ref<float>(p, g, bk, long(n), rule.scalar, kRatio);
 #else
   constexpr size_t kL = HWY_LANES(float), kV = 32 / kL;
   static_assert(kV * kL == 32, "the lanes are whole vectors");
-  const hn::ScalableTag<float> d;
-  const hn::Half<decltype(d)> dh;
-  const hn::Repartition<double, decltype(d)> dd;
-  using V = hn::Vec<decltype(d)>;
+  const hn::Half<D> dh;
+  const hn::Repartition<double, D> dd;
+  using V = hn::Vec<D>;
   using VD = hn::Vec<decltype(dd)>;
   const size_t L = hn::Lanes(d), LD = hn::Lanes(dd);
-  const V vlr = hn::Set(d, lr), vwd = hn::Set(d, wd), vmu = hn::Set(d, mu), va = hn::Set(d, a), vc = hn::Set(d, c);
   V ag[kV];
   VD au[2 * kV], aw[2 * kV];
   for (size_t v = 0; v < kV; ++v) ag[v] = hn::Zero(d);
@@ -186,15 +168,7 @@ kernels::BlockSums UpdateWithSumsT(float* HWY_RESTRICT p, const float* HWY_RESTR
       const size_t i = j + v * L;
       const V pi = hn::LoadU(d, p + i), g0 = hn::LoadU(d, g + i);
       if (bk) hn::StoreU(pi, d, bk + i);
-      const V gi = hn::Add(g0, hn::Mul(vwd, pi));
-      V now;
-      if constexpr (kMomentum) {
-        const V mi = hn::Add(hn::Mul(vmu, hn::LoadU(d, m + i)), gi);
-        hn::StoreU(mi, d, m + i);
-        now = hn::Sub(pi, hn::Mul(vlr, hn::Add(hn::Mul(va, gi), hn::Mul(vc, mi))));
-      } else {
-        now = hn::Sub(pi, hn::Mul(vlr, gi));
-      }
+      const V now = rule(d, i, pi, g0);
       hn::StoreU(now, d, p + i);
       ag[v] = hn::Add(ag[v], hn::Mul(g0, g0));
       if constexpr (kRatio) {
@@ -217,18 +191,38 @@ kernels::BlockSums UpdateWithSumsT(float* HWY_RESTRICT p, const float* HWY_RESTR
   float fg = 0;
   double fu = 0, fw = 0;
   for (; j < n; ++j)  // the last elements, as the reference
-    kernels::update_one_with_sums(p, g, kMomentum ? m : nullptr, bk, long(j), lr, wd, mu, a, c, kRatio, fg, fu, fw);
+    kernels::rule_one_with_sums(p, g, bk, long(j), rule.scalar, kRatio, fg, fu, fw);
   return kernels::finish_sums(lg, lu, lw, fg, fu, fw);
 #endif
+}
+
+template <class D, class Rule>
+kernels::BlockSums WithSums(D d, float* HWY_RESTRICT p, const float* HWY_RESTRICT g, float* HWY_RESTRICT bk, size_t n,
+                            bool ratio, const Rule& rule) {
+  return ratio ? WithSumsT<true>(d, p, g, bk, n, rule) : WithSumsT<false>(d, p, g, bk, n, rule);
 }
 
 kernels::BlockSums UpdateWithSums(float* HWY_RESTRICT p, const float* HWY_RESTRICT g, float* HWY_RESTRICT m,
                                   float* HWY_RESTRICT bk, size_t n, float lr, float wd, float mu, float a, float c,
                                   bool ratio) {
-  if (m) return ratio ? UpdateWithSumsT<true, true>(p, g, m, bk, n, lr, wd, mu, a, c)
-                      : UpdateWithSumsT<true, false>(p, g, m, bk, n, lr, wd, mu, a, c);
-  return ratio ? UpdateWithSumsT<false, true>(p, g, m, bk, n, lr, wd, mu, a, c)
-               : UpdateWithSumsT<false, false>(p, g, m, bk, n, lr, wd, mu, a, c);
+  const hn::ScalableTag<float> d;
+  const kernels::MomentumRule<float> r{m, lr, wd, mu, a, c};
+  if (m) return WithSums(d, p, g, bk, n, ratio, MomentumVec<decltype(d), true>(d, r));
+  return WithSums(d, p, g, bk, n, ratio, MomentumVec<decltype(d), false>(d, r));
+}
+
+kernels::BlockSums AdamWithSums(float* HWY_RESTRICT p, const float* HWY_RESTRICT g, float* HWY_RESTRICT m,
+                                float* HWY_RESTRICT v, float* HWY_RESTRICT bk, size_t n, float lr, float wd,
+                                bool decoupled, float b1, float b2, float eps, float c1, float c2s, bool ratio) {
+  const hn::ScalableTag<float> d;
+  return WithSums(d, p, g, bk, n, ratio, AdamVec<decltype(d)>(d, {m, v, lr, wd, decoupled, b1, b2, eps, c1, c2s}));
+}
+
+kernels::BlockSums RmspropWithSums(float* HWY_RESTRICT p, const float* HWY_RESTRICT g, float* HWY_RESTRICT m,
+                                   float* HWY_RESTRICT v, float* HWY_RESTRICT bk, size_t n, float lr, float wd, float a,
+                                   float eps, float mu, bool ratio) {
+  const hn::ScalableTag<float> d;
+  return WithSums(d, p, g, bk, n, ratio, RmspropVec<decltype(d)>(d, {m, v, lr, wd, a, eps, mu}));
 }
 
 // Sum of squares as kernels::sum_squares_ref (reduce.h): 32 float lanes within blocks of 4096, the blocks added in
@@ -285,6 +279,18 @@ HWY_EXPORT(SumSquares);
 HWY_EXPORT(UpdateWithSums);
 HWY_EXPORT(AdamUpdate);
 HWY_EXPORT(RmspropUpdate);
+HWY_EXPORT(AdamWithSums);
+HWY_EXPORT(RmspropWithSums);
+
+BlockSums adam_with_sums(float* p, const float* g, float* m, float* v, float* bk, size_t n, float lr, float wd,
+                         bool decoupled, float b1, float b2, float eps, float c1, float c2s, bool ratio) {
+  return HWY_DYNAMIC_DISPATCH(AdamWithSums)(p, g, m, v, bk, n, lr, wd, decoupled, b1, b2, eps, c1, c2s, ratio);
+}
+
+BlockSums rmsprop_with_sums(float* p, const float* g, float* m, float* v, float* bk, size_t n, float lr, float wd,
+                            float a, float eps, float mu, bool ratio) {
+  return HWY_DYNAMIC_DISPATCH(RmspropWithSums)(p, g, m, v, bk, n, lr, wd, a, eps, mu, ratio);
+}
 
 void adam_update(float* p, float* g, float* m, float* v, float* bk, size_t n, float lr, float wd, bool decoupled,
                  float b1, float b2, float eps, float c1, float c2s, bool zero_g) {
