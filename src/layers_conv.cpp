@@ -537,6 +537,8 @@ class BatchNorm final : public Layer<T> {
     running_var_.resize(size_t(C_));
     mean_.resize(size_t(C_));
     invstd_.resize(size_t(C_));
+    sums_.resize(2 * size_t(C_));
+    coef_.resize(2 * size_t(C_));
     for (int c = 0; c < C_; ++c) running_var_[c] = T(1);
     this->states_ = {{"running_mean", {C_}, running_mean_.data(), nullptr},
                      {"running_var", {C_}, running_var_.data(), nullptr},
@@ -552,27 +554,108 @@ class BatchNorm final : public Layer<T> {
     }
     tracked_ = 0;
   }
-  // x (n, C, P)
+  // x (n, C, P). Each channel's sums in double, over the examples in order; the channels split over the threads,
+  // each thread sweeping the batch row by row over its own channels. A dense layer's batch (P = 1: the channels
+  // side by side in a row) is read contiguously and its channels' sums run side by side in vectors, each added in
+  // the order of a plain per-channel loop; an image's P positions are summed first in four interleaved lanes
+  // (lanes4), then added to the channel's sum. The plain per-channel loops (rows read with a stride of C, every
+  // channel one dependent chain of additions, one thread) took 156 us forward and 178 backward for a batch of
+  // 128 x 256, and 2.9 and 6.3 ms for 128 images of 16 x 28 x 28.
   void forward(const T* x, T* y, int n, bool training) override {
+    training_ = training;
+    if (training) ++tracked_;
+    over_channels(n, [&](int c0, int c1) {
+      if (P_ == 1) forward_channels<true>(x, y, n, training, c0, c1);
+      else forward_channels<false>(x, y, n, training, c0, c1);
+    });
+  }
+  void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
+    over_channels(n, [&](int c0, int c1) {
+      if (P_ == 1) backward_channels<true>(x, dy, dx, n, c0, c1);
+      else backward_channels<false>(x, dy, dx, n, c0, c1);
+    });
+  }
+  std::string torch_module() const override {
+    return std::string(this->in_.size() == 3 ? "nn.BatchNorm2d(" : "nn.BatchNorm1d(") + std::to_string(C_) + ")";
+  }
+
+ private:
+  // f(c0, c1) for blocks of channels, over the threads when the batch is large enough to pay for them (for P = 1
+  // blocks of 16 channels: a thread's share of a row is whole cache lines). No result depends on the split.
+  template <class F>
+  void over_channels(int n, F&& f) {
+    const int width = P_ == 1 ? 16 : 1, blocks = (C_ + width - 1) / width;
+    const bool par = !omp_in_parallel() && blocks > 1 && size_t(n) * size_t(C_) * size_t(P_) >= 16384;
+#pragma omp parallel for schedule(static) if (par)
+    for (int b = 0; b < blocks; ++b) f(b * width, std::min(C_, b * width + width));
+  }
+  // The sum of f(p) over p in [0, P): four interleaved double lanes, added as (0 + 1) + (2 + 3).
+  template <class F>
+  static double lanes4(int P, F&& f) {
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int p = 0;
+    for (; p + 4 <= P; p += 4) {
+      a0 += f(p);
+      a1 += f(p + 1);
+      a2 += f(p + 2);
+      a3 += f(p + 3);
+    }
+    for (; p < P; ++p) a0 += f(p);
+    return (a0 + a1) + (a2 + a3);
+  }
+  // For each example i and channel c in [c0, c1): f(c, at), at the offset of x (i, c, 0), its P_ positions next.
+  template <class F>
+  void each_run(int n, int c0, int c1, F&& f) const {
+    for (int i = 0; i < n; ++i)
+      for (int c = c0; c < c1; ++c) f(c, (size_t(i) * size_t(C_) + size_t(c)) * size_t(P_));
+  }
+  // Each of the loops below visits x (or dy) as [example][channel in c0..c1)[position], so that every channel's
+  // values come in the order of the per-channel loop; kP1: P_ is 1 (the loop over positions folds away).
+  template <bool kP1, class F>
+  void each(int n, int c0, int c1, F&& f) const {
+    const int P = kP1 ? 1 : P_;
+    for (int i = 0; i < n; ++i)
+      for (int c = c0; c < c1; ++c) {
+        const size_t at = (size_t(i) * size_t(C_) + size_t(c)) * size_t(P);
+        for (int p = 0; p < P; ++p) f(c, at + size_t(p));
+      }
+  }
+  template <bool kP1>
+  void forward_channels(const T* x, T* y, int n, bool training, int c0, int c1) {
     const T* gamma = this->params_[0].value;
     const T* beta = this->params_[1].value;
-    training_ = training;
     const double M = double(n) * P_;
-    if (training) ++tracked_;
-    for (int c = 0; c < C_; ++c) {
+    double* s = sums_.data();
+    double* ss = sums_.data() + C_;
+    T* scale = coef_.data();
+    T* shift = coef_.data() + C_;
+    if (training) {
+      for (int c = c0; c < c1; ++c) s[c] = ss[c] = 0;
+      if constexpr (kP1) {
+        each<true>(n, c0, c1, [&](int c, size_t k) { s[c] += x[k]; });
+      } else {
+        each_run(n, c0, c1, [&](int c, size_t at) { s[c] += lanes4(P_, [&](int p) { return double(x[at + size_t(p)]); }); });
+      }
+      for (int c = c0; c < c1; ++c) s[c] /= M;  // the mean
+      if constexpr (kP1) {
+        each<true>(n, c0, c1, [&](int c, size_t k) {
+          const double d = x[k] - s[c];
+          ss[c] += d * d;
+        });
+      } else {
+        each_run(n, c0, c1, [&](int c, size_t at) {
+          ss[c] += lanes4(P_, [&](int p) {
+            const double d = x[at + size_t(p)] - s[c];
+            return d * d;
+          });
+        });
+      }
+    }
+    for (int c = c0; c < c1; ++c) {
       double mean, var;
       if (training) {
-        double s = 0, ss = 0;
-        for (int i = 0; i < n; ++i) {
-          const T* xc = x + (size_t(i) * C_ + c) * P_;
-          for (int p = 0; p < P_; ++p) s += xc[p];
-        }
-        mean = s / M;
-        for (int i = 0; i < n; ++i) {
-          const T* xc = x + (size_t(i) * C_ + c) * P_;
-          for (int p = 0; p < P_; ++p) { double d = xc[p] - mean; ss += d * d; }
-        }
-        var = ss / M;
+        mean = s[c];
+        var = ss[c] / M;
         running_mean_[c] = T((1 - kMomentum) * running_mean_[c] + kMomentum * mean);
         running_var_[c] = T((1 - kMomentum) * running_var_[c] + kMomentum * (M > 1 ? var * M / (M - 1) : var));
       } else {
@@ -582,53 +665,55 @@ class BatchNorm final : public Layer<T> {
       const double inv = 1.0 / std::sqrt(var + kEps);
       mean_[c] = T(mean);
       invstd_[c] = T(inv);
-      const T scale = T(gamma[c] * inv), shift = T(beta[c] - mean * gamma[c] * inv);
-      for (int i = 0; i < n; ++i) {
-        const T* xc = x + (size_t(i) * C_ + c) * P_;
-        T* yc = y + (size_t(i) * C_ + c) * P_;
-        for (int p = 0; p < P_; ++p) yc[p] = xc[p] * scale + shift;
-      }
+      scale[c] = T(gamma[c] * inv);
+      shift[c] = T(beta[c] - mean * gamma[c] * inv);
     }
+    each<kP1>(n, c0, c1, [&](int c, size_t k) { y[k] = x[k] * scale[c] + shift[c]; });
   }
-  void backward(const T* x, const T*, const T* dy, T* dx, int n) override {
+  template <bool kP1>
+  void backward_channels(const T* x, const T* dy, T* dx, int n, int c0, int c1) {
     const T* gamma = this->params_[0].value;
     T* dgamma = this->params_[0].grad;
     T* dbeta = this->params_[1].grad;
     const double M = double(n) * P_;
-    for (int c = 0; c < C_; ++c) {
-      const double mean = mean_[c], inv = invstd_[c];
-      double sdy = 0, sdyx = 0;  // sum dy, sum dy * xhat
-      for (int i = 0; i < n; ++i) {
-        const T* xc = x + (size_t(i) * C_ + c) * P_;
-        const T* dyc = dy + (size_t(i) * C_ + c) * P_;
-        for (int p = 0; p < P_; ++p) { sdy += dyc[p]; sdyx += dyc[p] * (xc[p] - mean) * inv; }
-      }
-      dgamma[c] += T(sdyx);
-      dbeta[c] += T(sdy);
-      if (!dx) continue;
-      const double g = gamma[c];
-      for (int i = 0; i < n; ++i) {
-        const T* xc = x + (size_t(i) * C_ + c) * P_;
-        const T* dyc = dy + (size_t(i) * C_ + c) * P_;
-        T* dxc = dx + (size_t(i) * C_ + c) * P_;
-        for (int p = 0; p < P_; ++p) {
-          if (training_) {
-            const double xhat = (xc[p] - mean) * inv;
-            dxc[p] = T(g * inv * (dyc[p] - sdy / M - xhat * sdyx / M));
-          } else {
-            dxc[p] = T(g * inv * dyc[p]);
-          }
-        }
-      }
+    double* sdy = sums_.data();        // sum dy
+    double* sdyx = sums_.data() + C_;  // sum dy * xhat
+    for (int c = c0; c < c1; ++c) sdy[c] = sdyx[c] = 0;
+    if constexpr (kP1) {
+      each<true>(n, c0, c1, [&](int c, size_t k) {
+        const double mean = mean_[c], inv = invstd_[c];
+        sdy[c] += dy[k];
+        sdyx[c] += dy[k] * (x[k] - mean) * inv;
+      });
+    } else {
+      each_run(n, c0, c1, [&](int c, size_t at) {
+        const double mean = mean_[c], inv = invstd_[c];
+        const T* d = dy + at;
+        const T* xc = x + at;
+        sdy[c] += lanes4(P_, [&](int p) { return double(d[p]); });
+        sdyx[c] += lanes4(P_, [&](int p) { return d[p] * (xc[p] - mean) * inv; });
+      });
     }
-  }
-  std::string torch_module() const override {
-    return std::string(this->in_.size() == 3 ? "nn.BatchNorm2d(" : "nn.BatchNorm1d(") + std::to_string(C_) + ")";
+    for (int c = c0; c < c1; ++c) {
+      dgamma[c] += T(sdyx[c]);
+      dbeta[c] += T(sdy[c]);
+    }
+    if (!dx) return;
+    each<kP1>(n, c0, c1, [&](int c, size_t k) {
+      const double g = gamma[c], mean = mean_[c], inv = invstd_[c];
+      if (training_) {
+        const double xhat = (x[k] - mean) * inv;
+        dx[k] = T(g * inv * (dy[k] - sdy[c] / M - xhat * sdyx[c] / M));
+      } else {
+        dx[k] = T(g * inv * dy[k]);
+      }
+    });
   }
 
- private:
   int C_ = 0, P_ = 1;
   Buffer<T> running_mean_, running_var_, mean_, invstd_;
+  Buffer<double> sums_;  // per channel: the two sums of forward or backward
+  Buffer<T> coef_;       // per channel: the scale and the shift of forward
   int64_t tracked_ = 0;
   bool training_ = true;
 };

@@ -326,6 +326,25 @@ TEST(ThinDense, ChainedForwardAndThreadedBackwardMatchDoubleAndOneThread) {
   EXPECT_EQ(runs[0], runs[1]) << "one and two threads differ";
 }
 
+// Batch norm over a dense layer's batch (P = 1) and over images, large enough for the channels to split over the
+// threads: the outputs, gradients and input gradient match the layer in double, with the same bits on one thread
+// and on two.
+TEST(BatchNorm, ChannelsOverTheThreadsMatchDoubleAndOneThread) {
+  struct Case { Shape in; int n; };
+  for (const Case& c : {Case{Shape{200}, 96}, Case{Shape{6, 10, 10}, 40}}) {
+    Model<double> ref(parse_arch("batchnorm", ArchContext{}), c.in);
+    ref.init(InitSpec{}, 3);
+    for (size_t j = 0; j < ref.num_params(); ++j) ref.params()[j] = 0.5 + 0.01 * double(j % 7);  // not 1 and 0
+    ref.set_input_grad(true);
+    const size_t sz = numel(c.in) * size_t(c.n);
+    auto xd = test::random_vec(sz, 41);
+    for (size_t j = 0; j < sz; ++j) xd[j] = 3 * xd[j] + 0.5;  // a mean and a spread of its own
+    const auto runs = float_twin_runs("batchnorm", c.in, ref, xd, test::random_vec(sz, 42), c.n,
+                                      [](Model<float>&, int) {});
+    EXPECT_EQ(runs[0], runs[1]) << "one and two threads differ, " << numel(c.in) << " values per example";
+  }
+}
+
 // Model::discard_grads: the next backward writes the gradients where it would add them (dense layers: the sparse
 // path, the thin layer's threaded one, the full products) and the model zeroes the others' (convolution, batch norm,
 // PReLU) first. Stale NaN gradients must leave no trace: the same bits as zero_grad then backward, on one thread
