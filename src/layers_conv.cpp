@@ -9,6 +9,7 @@
 #include "kernels/conv_kernels.h"
 #include "kernels/gemm.h"
 #include "kernels/layout.h"
+#include "kernels/parallel.h"
 #include "kernels/sparse.h"
 #include "kernels/winograd.h"
 #include "layers_internal.h"
@@ -467,10 +468,17 @@ class Pool2D final : public Layer<T> {
   }
   // backward reads the argmax; the gate of backward_through_relu is y (a window's maximum is positive)
   bool relu_backward_from_output() const override { return max(); }
+  // Over the threads by blocks of examples (the average pooling's backward took 2 ms for 128 images of 16 x 28 x 28
+  // on one thread): each example's planes are its own, so the split changes no result.
   void backward(const T*, const T*, const T* dy, T* dx, int n) override {
     if (!dx) return;
-    if (max()) kernels::maxpool_backward(g_, dy, argmax_.data(), dx, n);
-    else kernels::avgpool_backward(g_, dy, dx, n);
+    const size_t in = numel(this->in_), out = numel(this->out_);
+    kernels::parallel_chunks(size_t(n), examples_per_chunk(), [&](size_t i0, size_t rows) {
+      const T* d = dy + i0 * out;
+      T* x = dx + i0 * in;
+      if (max()) kernels::maxpool_backward(g_, d, argmax_.data() + i0 * out, x, int(rows));
+      else kernels::avgpool_backward(g_, d, x, int(rows));
+    });
   }
   bool backward_through_relu(const T*, const T* y, const T* dy, T* dx, int n) override {
     return backward_through_relu_examples(y, dy, dx, 0, n);
@@ -488,6 +496,8 @@ class Pool2D final : public Layer<T> {
 
  private:
   bool max() const { return this->spec_.kind == LayerKind::maxpool; }
+  // Examples per block of a pass over the threads: about 64K input values (a single block below that).
+  size_t examples_per_chunk() const { return std::max<size_t>(1, (size_t(1) << 16) / numel(this->in_)); }
   kernels::ConvGeometry g_{};
   Buffer<uint8_t> argmax_;  // each window's argmax, ki k + kj
 };
@@ -503,21 +513,33 @@ class GlobalAvgPool final : public Layer<T> {
     this->out_ = {in[0], 1, 1};
     return this->out_;
   }
+  // Both over the threads by blocks of planes (each plane's sum in order, by one thread: the split changes no
+  // result); on one thread the forward took 535 us for 128 examples of 32 x 14 x 14.
   void forward(const T* x, T* y, int n, bool) override {
     const size_t C = size_t(n) * this->in_[0], P = size_t(this->in_[1]) * this->in_[2];
-    for (size_t c = 0; c < C; ++c) {
-      double s = 0;
-      for (size_t p = 0; p < P; ++p) s += x[c * P + p];
-      y[c] = T(s / double(P));
-    }
+    kernels::parallel_chunks(C, planes_per_chunk(), [&](size_t c0, size_t count) {
+      for (size_t c = c0; c < c0 + count; ++c) {
+        double s = 0;
+        for (size_t p = 0; p < P; ++p) s += x[c * P + p];
+        y[c] = T(s / double(P));
+      }
+    });
   }
   void backward(const T*, const T*, const T* dy, T* dx, int n) override {
     if (!dx) return;
     const size_t C = size_t(n) * this->in_[0], P = size_t(this->in_[1]) * this->in_[2];
-    for (size_t c = 0; c < C; ++c)
-      for (size_t p = 0; p < P; ++p) dx[c * P + p] = dy[c] / T(P);
+    kernels::parallel_chunks(C, planes_per_chunk(), [&](size_t c0, size_t count) {
+      for (size_t c = c0; c < c0 + count; ++c)
+        for (size_t p = 0; p < P; ++p) dx[c * P + p] = dy[c] / T(P);
+    });
   }
   std::string torch_module() const override { return "nn.AdaptiveAvgPool2d(1)"; }
+
+ private:
+  // Planes per block: about 64K values.
+  size_t planes_per_chunk() const {
+    return std::max<size_t>(1, (size_t(1) << 16) / (size_t(this->in_[1]) * size_t(this->in_[2])));
+  }
 };
 
 // Batch normalisation over the batch (and the spatial positions of an image): nn.BatchNorm1d for [C] inputs,

@@ -345,6 +345,37 @@ TEST(BatchNorm, ChannelsOverTheThreadsMatchDoubleAndOneThread) {
   }
 }
 
+// The poolings' backward (and the global average's forward) over the threads by blocks of examples or planes: they
+// match the layers in double, with the same bits on one thread and on two, and each example's output and input
+// gradient are those of the example alone (a batch of one: a single block).
+TEST(Pooling, BlocksOverTheThreadsMatchDoubleAndOneThread) {
+  const Shape in{8, 16, 16};
+  const int n = 80;  // 32 examples per block: three blocks
+  const size_t isz = numel(in);
+  for (const char* arch : {"avgpool(2)", "maxpool(2)", "gap"}) {
+    Model<double> ref(parse_arch(arch, ArchContext{}), in);
+    ref.set_input_grad(true);
+    const size_t per = numel(ref.output_shape()), osz = per * size_t(n);
+    const auto xd = test::random_vec(isz * size_t(n), 51), dyd = test::random_vec(osz, 52);
+    const auto runs = float_twin_runs(arch, in, ref, xd, dyd, n, [&](Model<float>& m, int threads) {
+      const std::vector<float> y(m.layer_output(0), m.layer_output(0) + osz);
+      const std::vector<float> dx(m.input_grad(), m.input_grad() + isz * size_t(n));
+      for (int e : {0, 40, 79}) {  // one example from each block
+        const std::vector<float> x1(xd.begin() + long(isz) * e, xd.begin() + long(isz) * (e + 1));
+        const std::vector<float> dy1(dyd.begin() + long(per) * e, dyd.begin() + long(per) * (e + 1));
+        const float* y1 = m.forward(x1.data(), 1, true);
+        ASSERT_TRUE(std::equal(y1, y1 + per, y.begin() + long(per) * e))
+            << arch << ", example " << e << ", " << threads << " threads";
+        m.zero_grad();
+        m.backward(dy1.data(), 1);
+        ASSERT_TRUE(std::equal(m.input_grad(), m.input_grad() + isz, dx.begin() + long(isz) * e))
+            << arch << ", example " << e << ", " << threads << " threads";
+      }
+    });
+    EXPECT_EQ(runs[0], runs[1]) << arch << ": one and two threads differ";
+  }
+}
+
 // Model::discard_grads: the next backward writes the gradients where it would add them (dense layers: the sparse
 // path, the thin layer's threaded one, the full products) and the model zeroes the others' (convolution, batch norm,
 // PReLU) first. Stale NaN gradients must leave no trace: the same bits as zero_grad then backward, on one thread
