@@ -376,6 +376,43 @@ TEST(Pooling, BlocksOverTheThreadsMatchDoubleAndOneThread) {
   }
 }
 
+// Dropout's mask: a fraction p of the values zeroed, the rest scaled by 1 / (1 - p); the same mask on one thread and
+// on two (a draw per element from a counter, by fixed blocks); a new mask each pass; the same again after reseeding;
+// backward through the same mask.
+TEST(Dropout, MaskKeepsOneMinusPScaledTheSameOnAnyThreadCount) {
+  const int n = 64, w = 1000;  // 64000 values: several blocks of 8192
+  const double p = 0.3;
+  std::vector<float> x(size_t(n) * w), dy(x.size(), 1.0f);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 1.0f + float(i % 7);
+  std::vector<std::vector<float>> outs;
+  for (int threads : {1, 2}) {
+    set_threads(threads);
+    Model<float> m(parse_arch("dropout(0.3)", ArchContext{}), Shape{w});
+    m.init(InitSpec{}, 0);
+    m.set_input_grad(true);
+    m.layer(0).seed(77);
+    const float* y = m.forward(x.data(), n, true);
+    outs.emplace_back(y, y + x.size());
+    size_t zeros = 0;
+    const float keep = float(1.0 / (1.0 - p));
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (y[i] == 0.0f) ++zeros;
+      else ASSERT_EQ(y[i], x[i] * keep) << i;
+    }
+    EXPECT_NEAR(double(zeros) / double(x.size()), p, 0.01) << threads << " threads";
+    m.zero_grad();
+    m.backward(dy.data(), n);
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(m.input_grad()[i], outs.back()[i] == 0.0f ? 0.0f : keep) << i;
+    const float* y2 = m.forward(x.data(), n, true);
+    EXPECT_FALSE(std::equal(y2, y2 + x.size(), outs.back().begin())) << "the same mask twice";
+    m.layer(0).seed(77);
+    const float* y3 = m.forward(x.data(), n, true);
+    EXPECT_TRUE(std::equal(y3, y3 + x.size(), outs.back().begin())) << "reseeded, another mask";
+  }
+  set_threads(0);
+  EXPECT_EQ(outs[0], outs[1]) << "one and two threads differ";
+}
+
 // Model::discard_grads: the next backward writes the gradients where it would add them (dense layers: the sparse
 // path, the thin layer's threaded one, the full products) and the model zeroes the others' (convolution, batch norm,
 // PReLU) first. Stale NaN gradients must leave no trace: the same bits as zero_grad then backward, on one thread
