@@ -104,7 +104,7 @@ const T* Model<T>::forward(const T* x, int n, bool training) {
   }
   // A training batch not 64-byte aligned is copied to one that is: backward reads the first layer's input row by row
   // (the dense layers' sparse dW), and a reference MLP step took 13-16% longer from a std::vector's rows.
-  if (training && reinterpret_cast<uintptr_t>(x) % 64 != 0) {
+  if (training && n > 0 && reinterpret_cast<uintptr_t>(x) % 64 != 0) {
     const size_t m = size_t(n) * numel(input_shape_);
     if (aligned_input_.size() < m) aligned_input_.resize(size_t(capacity_) * numel(input_shape_));
     std::memcpy(aligned_input_.data(), x, m * sizeof(T));
@@ -242,7 +242,7 @@ template <class T>
 void Model<T>::zero_grad() {
   // Every step: split over the threads (a megabyte for the reference MLP).
   kernels::parallel_chunks(grads_.size(), size_t(1) << 16, [&](size_t lo, size_t len) {
-    std::memset(static_cast<void*>(grads_.data() + lo), 0, len * sizeof(T));
+    if (len) std::memset(static_cast<void*>(grads_.data() + lo), 0, len * sizeof(T));  // none: no buffer at all
   });
   grads_stale_ = false;
 }
