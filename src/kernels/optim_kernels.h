@@ -14,35 +14,6 @@
 
 namespace rectifier::kernels {
 
-// One block [0, n) of each update rule. Every pointer is restrict-qualified and every constant a value, so the
-// compiler vectorises the loops (captured references made it re-load lr and mu per element and stay scalar).
-// With B, bk receives p before the update, in the same pass (p is read once); with Z, g is zeroed after it is read.
-// p -= lr (g + wd p)
-template <bool B, bool Z, class T>
-RECTIFIER_ONE_PASS void sgd_update_ref(T* __restrict p, T* __restrict g, T* __restrict bk, long n, T lr, T wd) {
-  for (long i = 0; i < n; ++i) {
-    const T pi = p[i], gi = g[i];
-    if constexpr (B) bk[i] = pi;
-    if constexpr (Z) g[i] = T(0);
-    p[i] = pi - lr * (gi + wd * pi);
-  }
-}
-
-// g' = g + wd p; m = mu m + g'; p -= lr (a g' + c m): plain momentum with a = 0, c = 1, Nesterov with a = 1, c = mu.
-template <bool B, bool Z, class T>
-RECTIFIER_ONE_PASS void momentum_update_ref(T* __restrict p, T* __restrict g, T* __restrict m, T* __restrict bk, long n,
-                                            T lr, T wd, T mu, T a, T c) {
-  for (long i = 0; i < n; ++i) {
-    const T pi = p[i];
-    if constexpr (B) bk[i] = pi;
-    const T gi = g[i] + wd * pi;
-    if constexpr (Z) g[i] = T(0);
-    const T mi = mu * m[i] + gi;
-    m[i] = mi;
-    p[i] = pi - lr * (a * gi + c * mi);
-  }
-}
-
 // Adam, or AdamW when decoupled (PyTorch's rules): with c1 = 1 - beta1^t and c2s = sqrt(1 - beta2^t),
 // g' = g + wd p (Adam) or p *= 1 - lr wd (AdamW); m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g' g';
 // p -= (lr / c1) m / (sqrt(v) / c2s + eps). rule(i, p, g): element i's new weight, m and v updated.
@@ -85,7 +56,7 @@ struct RmspropRule {
   }
 };
 
-// SGD (m null: p -= lr (g + wd p), as sgd_update_ref) or momentum (as momentum_update_ref).
+// SGD (m null): p -= lr (g + wd p); or momentum: g' = g + wd p; m = mu m + g'; p -= lr (a g' + c m).
 template <class T>
 struct MomentumRule {
   T* __restrict m;
@@ -99,7 +70,8 @@ struct MomentumRule {
   }
 };
 
-// One block [0, n) of a rule: bk (with B) receives p first, g is read, then zeroed (with Z).
+// One block [0, n) of a rule: with B, bk receives p before the update, in the same pass (p is read once); g is
+// read, then zeroed with Z.
 template <bool B, bool Z, class T, class Rule>
 RECTIFIER_ONE_PASS void rule_update_ref(T* __restrict p, T* __restrict g, T* __restrict bk, long n, const Rule& rule) {
   for (long i = 0; i < n; ++i) {
@@ -108,6 +80,18 @@ RECTIFIER_ONE_PASS void rule_update_ref(T* __restrict p, T* __restrict g, T* __r
     if constexpr (Z) g[i] = T(0);
     p[i] = rule(i, pi, g0);
   }
+}
+
+// p -= lr (g + wd p)
+template <bool B, bool Z, class T>
+void sgd_update_ref(T* p, T* g, T* bk, long n, T lr, T wd) {
+  rule_update_ref<B, Z>(p, g, bk, n, MomentumRule<T>{nullptr, lr, wd, T(0), T(0), T(1)});
+}
+
+// g' = g + wd p; m = mu m + g'; p -= lr (a g' + c m): plain momentum with a = 0, c = 1, Nesterov with a = 1, c = mu.
+template <bool B, bool Z, class T>
+void momentum_update_ref(T* p, T* g, T* m, T* bk, long n, T lr, T wd, T mu, T a, T c) {
+  rule_update_ref<B, Z>(p, g, bk, n, MomentumRule<T>{m, lr, wd, mu, a, c});
 }
 
 template <bool B, bool Z, class T>
