@@ -433,7 +433,7 @@ class Dropout final : public Layer<T> {
     const uint64_t cut = uint64_t(std::ldexp(p, 32));
     T* mask = mask_.data();
     kernels::parallel_chunks(m, size_t(1) << 13, [&](size_t lo, size_t len) {
-      for (size_t i = lo; i < lo + len; ++i) mask[i] = keep_if((splitmix(base, i) >> 32) >= cut, keep);
+      for (size_t i = lo; i < lo + len; ++i) mask[i] = keep_if((Rng::splitmix_at(base, i) >> 32) >= cut, keep);
       for (size_t i = lo; i < lo + len; ++i) y[i] = x[i] * mask[i];
     });
   }
@@ -455,13 +455,6 @@ class Dropout final : public Layer<T> {
     T k;
     std::memcpy(&k, &bits, sizeof(T));
     return k;
-  }
-  // SplitMix64's output number i (from 0) of the sequence seeded with base
-  static uint64_t splitmix(uint64_t base, size_t i) {
-    uint64_t z = base + (uint64_t(i) + 1) * 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
   }
   Buffer<T> mask_;
   Rng rng_;

@@ -24,6 +24,9 @@ class Rng {
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
   // Uniform integer in [0, n).
   uint64_t below(uint64_t n) { return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64); }
+  // SplitMix64's output number i (from 0) of the sequence seeded with seed: any element of a stream drawn by index
+  // (dropout's mask, the same on any number of threads).
+  static uint64_t splitmix_at(uint64_t seed, uint64_t i) { return mix(seed + (i + 1) * kGamma); }
   // Standard normal (Box-Muller, the second value kept for the next call).
   double normal() {
     if (have_spare_) { have_spare_ = false; return spare_; }
@@ -37,12 +40,13 @@ class Rng {
 
  private:
   static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  static uint64_t splitmix(uint64_t& z) {
-    uint64_t x = (z += 0x9e3779b97f4a7c15ULL);
+  static constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ULL;
+  static uint64_t mix(uint64_t x) {
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
     return x ^ (x >> 31);
   }
+  static uint64_t splitmix(uint64_t& z) { return mix(z += kGamma); }
   uint64_t s_[4];
   bool have_spare_ = false;
   double spare_ = 0;
