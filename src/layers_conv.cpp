@@ -473,7 +473,7 @@ class Pool2D final : public Layer<T> {
   void backward(const T*, const T*, const T* dy, T* dx, int n) override {
     if (!dx) return;
     const size_t in = numel(this->in_), out = numel(this->out_);
-    kernels::parallel_chunks(size_t(n), examples_per_chunk(), [&](size_t i0, size_t rows) {
+    kernels::parallel_chunks(size_t(n), kernels::items_per_chunk(in), [&](size_t i0, size_t rows) {
       const T* d = dy + i0 * out;
       T* x = dx + i0 * in;
       if (max()) kernels::maxpool_backward(g_, d, argmax_.data() + i0 * out, x, int(rows));
@@ -496,8 +496,6 @@ class Pool2D final : public Layer<T> {
 
  private:
   bool max() const { return this->spec_.kind == LayerKind::maxpool; }
-  // Examples per block of a pass over the threads: about 64K input values (a single block below that).
-  size_t examples_per_chunk() const { return std::max<size_t>(1, (size_t(1) << 16) / numel(this->in_)); }
   kernels::ConvGeometry g_{};
   Buffer<uint8_t> argmax_;  // each window's argmax, ki k + kj
 };
@@ -517,7 +515,7 @@ class GlobalAvgPool final : public Layer<T> {
   // result); on one thread the forward took 535 us for 128 examples of 32 x 14 x 14.
   void forward(const T* x, T* y, int n, bool) override {
     const size_t C = size_t(n) * this->in_[0], P = size_t(this->in_[1]) * this->in_[2];
-    kernels::parallel_chunks(C, planes_per_chunk(), [&](size_t c0, size_t count) {
+    kernels::parallel_chunks(C, kernels::items_per_chunk(P), [&](size_t c0, size_t count) {
       for (size_t c = c0; c < c0 + count; ++c) {
         double s = 0;
         for (size_t p = 0; p < P; ++p) s += x[c * P + p];
@@ -528,18 +526,12 @@ class GlobalAvgPool final : public Layer<T> {
   void backward(const T*, const T*, const T* dy, T* dx, int n) override {
     if (!dx) return;
     const size_t C = size_t(n) * this->in_[0], P = size_t(this->in_[1]) * this->in_[2];
-    kernels::parallel_chunks(C, planes_per_chunk(), [&](size_t c0, size_t count) {
+    kernels::parallel_chunks(C, kernels::items_per_chunk(P), [&](size_t c0, size_t count) {
       for (size_t c = c0; c < c0 + count; ++c)
         for (size_t p = 0; p < P; ++p) dx[c * P + p] = dy[c] / T(P);
     });
   }
   std::string torch_module() const override { return "nn.AdaptiveAvgPool2d(1)"; }
-
- private:
-  // Planes per block: about 64K values.
-  size_t planes_per_chunk() const {
-    return std::max<size_t>(1, (size_t(1) << 16) / (size_t(this->in_[1]) * size_t(this->in_[2])));
-  }
 };
 
 // Batch normalisation over the batch (and the spatial positions of an image): nn.BatchNorm1d for [C] inputs,

@@ -17,4 +17,10 @@ void parallel_chunks(size_t n, size_t chunk, F&& f) {
   }
 }
 
+// Items (examples, planes) of values_per_item values each per chunk of parallel_chunks: about 64K values a chunk
+// (one chunk, and no threads, below that), at least one item.
+inline size_t items_per_chunk(size_t values_per_item) {
+  return std::max<size_t>(1, (size_t(1) << 16) / std::max<size_t>(1, values_per_item));
+}
+
 }  // namespace rectifier::kernels
