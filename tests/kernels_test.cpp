@@ -440,6 +440,32 @@ TEST(PoolKernel, MaxPoolBackwardMatchesReference) {
   }
 }
 
+// Average pooling's SIMD 2x2 kernels against the plain loops, bit for bit (the same additions in the same order), on
+// random values with signed zeros, infinities and NaNs, rows narrower than a vector and rows of several vectors plus a
+// tail; the forward's input ends at the last plane (no read past it), and every dx value is written.
+TEST(PoolKernel, AvgPool2x2MatchesReferenceBitForBit) {
+  for (int w : {2, 6, 10, 14, 28, 32, 40, 46})
+  for (int h : {2, 8}) {
+    const int c = 3, n = 2, oh = h / 2, ow = w / 2;
+    kernels::ConvGeometry g{c, h, w, c, 2, 2, 0, oh, ow};
+    Rng rng{uint64_t(w * 16 + h)};
+    const size_t in = size_t(n) * c * h * w, m = size_t(n) * c * oh * ow;
+    std::vector<float> x(in), dy(m), y(m, 99.0f), ry(m), got(in, 99.0f), want(in);
+    for (auto& v : x) v = float(rng.uniform() * 8.0 - 4.0);
+    for (auto& v : dy) v = float(rng.uniform() * 2.0 - 1.0);
+    for (size_t i = 0; i < in; i += 13) x[i] = -0.0f;
+    x[in / 3] = std::numeric_limits<float>::infinity();
+    x[in / 2] = std::nanf("");
+    dy[m / 2] = -0.0f;
+    kernels::avgpool_forward(g, x.data(), y.data(), n);
+    kernels::avgpool_forward_ref(g, x.data(), ry.data(), n);
+    kernels::avgpool_backward(g, dy.data(), got.data(), n);
+    kernels::avgpool_backward_ref(g, dy.data(), want.data(), n);
+    ASSERT_EQ(std::memcmp(y.data(), ry.data(), m * sizeof(float)), 0) << "forward, w=" << w << " h=" << h;
+    ASSERT_EQ(std::memcmp(got.data(), want.data(), in * sizeof(float)), 0) << "backward, w=" << w << " h=" << h;
+  }
+}
+
 // The ReLU backward taken inside the max-pool backward (gated by the pooled maximum) against the two run in turn:
 // the ReLU's forward, max pooling, max-pool backward, then the ReLU's backward from its input. Values are small
 // integers (ties, exact zeros, negative windows), on both pooling paths and overlapping windows.

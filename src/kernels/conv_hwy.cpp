@@ -284,6 +284,24 @@ void MaxPool2x2(const float* HWY_RESTRICT x, const float* x_end, float* HWY_REST
   }
 }
 
+// Rows of ow windows by whole vectors of d, then one more ending at the row's end that overlaps the last (those
+// windows written twice, with the same values): no masked or partial stores. Rows shorter than a vector of d take
+// vectors of d4; rows shorter than those, one window at a time. vec(tag, ox) does the windows [ox, ox + lanes).
+template <class D, class D4, class Vec, class One>
+HWY_INLINE void WindowRow(D d, D4 d4, int ow, const Vec& vec, const One& one) {
+  const int L = int(hn::Lanes(d)), L4 = int(hn::Lanes(d4));
+  int ox = 0;
+  if (ow >= L) {
+    for (; ox + L <= ow; ox += L) vec(d, ox);
+    if (ox < ow) vec(d, ow - L);
+  } else if (ow >= L4) {
+    for (; ox + L4 <= ow; ox += L4) vec(d4, ox);
+    if (ox < ow) vec(d4, ow - L4);
+  } else {
+    for (; ox < ow; ++ox) one(ox);
+  }
+}
+
 // The backward of MaxPool2x2 for Lanes(d) windows of a row pair from ox: the two rows of dx as interleaved pairs.
 template <class D>
 void Pool2x2BackVec(D d, const float* HWY_RESTRICT dy, const uint8_t* HWY_RESTRICT am, const float* HWY_RESTRICT gate,
@@ -307,7 +325,6 @@ void MaxPool2x2Backward(const float* HWY_RESTRICT dy, const uint8_t* HWY_RESTRIC
                         float* HWY_RESTRICT dx, size_t planes, int h, int w) {
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 4> d4;
-  const int L = int(hn::Lanes(d)), L4 = int(hn::Lanes(d4));
   const int oh = h / 2, ow = w / 2;
   for (size_t pl = 0; pl < planes; ++pl) {
     const size_t o0 = pl * size_t(oh) * size_t(ow);
@@ -317,23 +334,10 @@ void MaxPool2x2Backward(const float* HWY_RESTRICT dy, const uint8_t* HWY_RESTRIC
       const float* g = gate ? gate + orow : nullptr;
       float* r0 = dxc + size_t(2 * oy) * size_t(w);
       float* r1 = r0 + w;
-      // Whole vectors, then the windows left by one more vector ending at the row's end, overlapping the last one
-      // (those windows are written twice, with the same values): no masked or partial stores.
       auto vec = [&](auto dd, int at) {
         Pool2x2BackVec(dd, dy + orow + at, am + orow + at, g ? g + at : nullptr, at, r0, r1);
       };
-      int ox = 0;
-      if (ow >= L) {
-        for (; ox + L <= ow; ox += L) vec(d, ox);
-        if (ox < ow) vec(d, ow - L);
-        continue;
-      }
-      if (ow >= L4) {
-        for (; ox + L4 <= ow; ox += L4) vec(d4, ox);
-        if (ox < ow) vec(d4, ow - L4);
-        continue;
-      }
-      for (; ox < ow; ++ox) {
+      auto one = [&](int ox) {
         const size_t o = orow + size_t(ox);
         const float v = gate && !(gate[o] > 0.0f) ? 0.0f : dy[o];
         const int a = am[o];
@@ -341,7 +345,67 @@ void MaxPool2x2Backward(const float* HWY_RESTRICT dy, const uint8_t* HWY_RESTRIC
         r0[2 * ox + 1] = a == 1 ? v : 0.0f;
         r1[2 * ox] = a == 2 ? v : 0.0f;
         r1[2 * ox + 1] = a == 3 ? v : 0.0f;
+      };
+      WindowRow(d, d4, ow, vec, one);
+    }
+  }
+}
+
+// 2x2 average pooling, stride 2, over planes [0, planes) of even (h, w): each output ((a + b) + c) + e, times 1/4,
+// from 0 as avgpool_forward_ref adds them (so the same bits, -0 included). x_end: the end of the readable input.
+// Vectors as in MaxPool2x2: a row's last one may run into the next row's slots; one window at a time at the very end.
+void AvgPool2x2(const float* HWY_RESTRICT x, const float* x_end, float* HWY_RESTRICT y, size_t planes, int h, int w) {
+  const hn::ScalableTag<float> d;
+  const size_t L = hn::Lanes(d);
+  const int oh = h / 2, ow = w / 2;
+  const float* y_end = y + planes * size_t(oh) * size_t(ow);
+  const auto quarter = hn::Set(d, 0.25f);
+  for (size_t pl = 0; pl < planes; ++pl) {
+    const float* xc = x + pl * size_t(h) * size_t(w);
+    float* yc = y + pl * size_t(oh) * size_t(ow);
+    for (int oy = 0; oy < oh; ++oy) {
+      const float* r0 = xc + size_t(2 * oy) * size_t(w);
+      const float* r1 = r0 + w;
+      float* yo = yc + size_t(oy) * size_t(ow);
+      int ox = 0;
+      for (; ox < ow && r1 + 2 * (size_t(ox) + L) <= x_end; ox += int(L)) {
+        hn::Vec<decltype(d)> a, b, c, e;
+        hn::LoadInterleaved2(d, r0 + 2 * ox, a, b);
+        hn::LoadInterleaved2(d, r1 + 2 * ox, c, e);
+        const auto v = hn::Mul(hn::Add(hn::Add(hn::Add(hn::Add(hn::Zero(d), a), b), c), e), quarter);
+        if (size_t(ow - ox) >= L || yo + ox + L <= y_end) hn::StoreU(v, d, yo + ox);
+        else hn::BlendedStore(v, hn::FirstN(d, size_t(ow - ox)), d, yo + ox);
       }
+      for (; ox < ow; ++ox) {
+        const int j = 2 * ox;
+        yo[ox] = ((((0.0f + r0[j]) + r0[j + 1]) + r1[j]) + r1[j + 1]) * 0.25f;
+      }
+    }
+  }
+}
+
+// The backward of AvgPool2x2: each window's 2x2 block of dx is dy / 4 (0 + dy * 1/4, as avgpool_backward_ref adds
+// it into zeros), every dx value written once.
+void AvgPool2x2Backward(const float* HWY_RESTRICT dy, float* HWY_RESTRICT dx, size_t planes, int h, int w) {
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 4> d4;
+  const int oh = h / 2, ow = w / 2;
+  for (size_t pl = 0; pl < planes; ++pl) {
+    float* dxc = dx + pl * size_t(h) * size_t(w);
+    for (int oy = 0; oy < oh; ++oy) {
+      const float* g = dy + (pl * size_t(oh) + size_t(oy)) * size_t(ow);
+      float* r0 = dxc + size_t(2 * oy) * size_t(w);
+      float* r1 = r0 + w;
+      auto vec = [&](auto dd, int at) {
+        const auto v = hn::Add(hn::Zero(dd), hn::Mul(hn::LoadU(dd, g + at), hn::Set(dd, 0.25f)));
+        hn::StoreInterleaved2(v, v, dd, r0 + 2 * at);
+        hn::StoreInterleaved2(v, v, dd, r1 + 2 * at);
+      };
+      auto one = [&](int ox) {
+        const float v = 0.0f + g[ox] * 0.25f;
+        r0[2 * ox] = r0[2 * ox + 1] = r1[2 * ox] = r1[2 * ox + 1] = v;
+      };
+      WindowRow(d, d4, ow, vec, one);
     }
   }
 }
@@ -447,6 +511,8 @@ HWY_EXPORT(MaxPool2x2);
 HWY_EXPORT(ToGrid);
 HWY_EXPORT(FromGrid);
 HWY_EXPORT(MaxPool2x2Backward);
+HWY_EXPORT(AvgPool2x2);
+HWY_EXPORT(AvgPool2x2Backward);
 HWY_EXPORT(PatchWeightGrad);
 
 namespace {
@@ -596,6 +662,14 @@ void maxpool2x2_forward(const float* x, const float* x_end, float* y, uint8_t* a
 
 void maxpool2x2_backward(const float* dy, const uint8_t* argmax, const float* gate, float* dx, size_t planes, int h, int w) {
   HWY_DYNAMIC_DISPATCH(MaxPool2x2Backward)(dy, argmax, gate, dx, planes, h, w);
+}
+
+void avgpool2x2_forward(const float* x, const float* x_end, float* y, size_t planes, int h, int w) {
+  HWY_DYNAMIC_DISPATCH(AvgPool2x2)(x, x_end, y, planes, h, w);
+}
+
+void avgpool2x2_backward(const float* dy, float* dx, size_t planes, int h, int w) {
+  HWY_DYNAMIC_DISPATCH(AvgPool2x2Backward)(dy, dx, planes, h, w);
 }
 
 ConvGeometry input_grad_geometry(const ConvGeometry& g) {

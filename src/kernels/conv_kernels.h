@@ -188,8 +188,10 @@ void maxpool_backward(const ConvGeometry& g, const T* dy, const uint8_t* argmax,
   maxpool_backward_ref(g, dy, argmax, dx, n, gate);
 }
 
+// Average pooling, the plain loops (the oracle): each window's sum from 0 in window order, times 1 / k^2; backward:
+// zero dx, then add each window's dy / k^2 to its values.
 template <class T>
-void avgpool_forward(const ConvGeometry& g, const T* x, T* y, int n) {
+void avgpool_forward_ref(const ConvGeometry& g, const T* x, T* y, int n) {
   const long planes = long(n) * g.c;
   const T inv = T(1) / T(g.k * g.k);
   for (long pl = 0; pl < planes; ++pl) {
@@ -206,7 +208,7 @@ void avgpool_forward(const ConvGeometry& g, const T* x, T* y, int n) {
 }
 
 template <class T>
-void avgpool_backward(const ConvGeometry& g, const T* dy, T* dx, int n) {
+void avgpool_backward_ref(const ConvGeometry& g, const T* dy, T* dx, int n) {
   const long planes = long(n) * g.c;
   const T inv = T(1) / T(g.k * g.k);
   for (long pl = 0; pl < planes; ++pl) {
@@ -218,6 +220,39 @@ void avgpool_backward(const ConvGeometry& g, const T* dy, T* dx, int n) {
         for (int ki = 0; ki < g.k; ++ki)
           for (int kj = 0; kj < g.k; ++kj) dxc[(oy * g.stride + ki) * g.w + ox * g.stride + kj] += dyc[oy * g.ow + ox] * inv;
   }
+}
+
+// 2x2 average pooling with stride 2 in float, planes of even (h, w), in SIMD (kernels/conv_hwy.cpp); x_end: the end
+// of the readable input. The same bits as the references (the same additions in the same order).
+void avgpool2x2_forward(const float* x, const float* x_end, float* y, size_t planes, int h, int w);
+void avgpool2x2_backward(const float* dy, float* dx, size_t planes, int h, int w);
+
+template <class T>
+bool avgpool2x2_applies(const ConvGeometry& g) {
+  return std::is_same_v<T, float> && g.k == 2 && g.stride == 2 && g.h % 2 == 0 && g.w % 2 == 0;
+}
+
+template <class T>
+void avgpool_forward(const ConvGeometry& g, const T* x, T* y, int n) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (avgpool2x2_applies<T>(g)) {
+      const size_t planes = size_t(n) * size_t(g.c);
+      avgpool2x2_forward(x, x + planes * size_t(g.h) * size_t(g.w), y, planes, g.h, g.w);
+      return;
+    }
+  }
+  avgpool_forward_ref(g, x, y, n);
+}
+
+template <class T>
+void avgpool_backward(const ConvGeometry& g, const T* dy, T* dx, int n) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (avgpool2x2_applies<T>(g)) {
+      avgpool2x2_backward(dy, dx, size_t(n) * size_t(g.c), g.h, g.w);
+      return;
+    }
+  }
+  avgpool_backward_ref(g, dy, dx, n);
 }
 
 // Reference for max pooling: the first maximum in window order, a NaN taking the window.
