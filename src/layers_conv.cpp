@@ -64,6 +64,12 @@ class Conv2D final : public Layer<T> {
       wu_.resize(kernels::winograd_weights_floats(g_));
       wino_.resize(kernels::winograd_layout(g_).scratch * size_t(threads_));
     }
+    if (winograd_dx()) {
+      const auto gt = kernels::input_grad_geometry(g_);
+      wt_flip_.resize(K() * size_t(g_.oc));
+      wut_.resize(kernels::winograd_weights_floats(gt));
+      wino_dx_.resize(kernels::winograd_layout(gt).scratch * size_t(threads_));
+    }
     dw_.resize((K() + 1) * size_t(g_.oc) * size_t(kChunks));  // weights, then bias, per chunk of images
     chunk_images_ = std::max(1, (batch + kChunks - 1) / kChunks);  // the most images a chunk of a batch holds
     capacity_ = batch;
@@ -178,7 +184,16 @@ class Conv2D final : public Layer<T> {
     const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P, acc = (size_t(K) + 1) * g_.oc;
     const int chunks = std::min(kChunks, std::max(n, 1));
     if constexpr (std::is_same_v<T, float>) {
-      if (dx && direct()) kernels::pack_direct_weights(kernels::input_grad_geometry(g_), W, true, wt_.data());
+      if (dx && winograd_dx()) {  // dx's weights: W (o, c) flipped, as (c, o), then transformed
+        const int k2 = g_.k * g_.k;
+        for (int o = 0; o < g_.oc; ++o)
+          for (int c = 0; c < g_.c; ++c)
+            for (int t = 0; t < k2; ++t)
+              wt_flip_[(size_t(c) * g_.oc + size_t(o)) * k2 + size_t(k2 - 1 - t)] = W[(size_t(o) * g_.c + size_t(c)) * k2 + size_t(t)];
+        kernels::winograd_weights(kernels::input_grad_geometry(g_), wt_flip_.data(), wut_.data());
+      } else if (dx && direct()) {
+        kernels::pack_direct_weights(kernels::input_grad_geometry(g_), W, true, wt_.data());
+      }
       if (dx && sparse_applies())  // [oc][k][k][c]: a window's row of taps is k * c consecutive floats
         for (int o = 0; o < g_.oc; ++o)
           for (int c = 0; c < g_.c; ++c)
@@ -275,10 +290,19 @@ class Conv2D final : public Layer<T> {
         kernels::direct_grid_output(g_, dy + size_t(s + j - i0) * out_sz, group + size_t(j) * per + planes, db, false);
       }
       kernels::direct_weight_grad(g_, group, G, dw);
-      if (dx)  // dx = dy correlated with the flipped weights, read from the same grid
+      if (!dx) continue;
+      // dx = dy correlated with the flipped weights: by Winograd from dy itself where it applies, else read from
+      // the same grid
+      if (winograd_dx()) {
+        const size_t scratch = kernels::winograd_layout(kernels::input_grad_geometry(g_)).scratch;
         for (int j = 0; j < G; ++j)
-          kernels::direct_input_grad(g_, group + size_t(j) * per + planes, wt_.data(), dx + size_t(s + j) * in_sz,
-                                     scratch_.data() + size_t(t) * direct_scratch_);
+          kernels::conv_winograd(kernels::input_grad_geometry(g_), dy + size_t(s + j - i0) * out_sz, wut_.data(),
+                                 nullptr, dx + size_t(s + j) * in_sz, wino_dx_.data() + size_t(t) * scratch);
+        continue;
+      }
+      for (int j = 0; j < G; ++j)
+        kernels::direct_input_grad(g_, group + size_t(j) * per + planes, wt_.data(), dx + size_t(s + j) * in_sz,
+                                   scratch_.data() + size_t(t) * direct_scratch_);
     }
   }
   // Behind a ReLU and a max pooling most of dy is exactly zero (all but the maximum of each window, and the windows
@@ -397,6 +421,9 @@ class Conv2D final : public Layer<T> {
   // float, stride 1, 3x3 or 5x5, at least 8 input channels: the forward pass by Winograd's F(4x4, 3x3) or
   // F(4x4, 5x5) (kernels/winograd.h) instead of the direct convolution
   bool winograd() const { return std::is_same_v<T, float> && kernels::winograd_applies(g_); }
+  // The same for the direct path's input gradient, a stride-1 convolution of dy (input_grad_geometry: dy's oc
+  // channels in, padding k - 1 - pad): 3x3 or 5x5 and at least 8 output channels.
+  bool winograd_dx() const { return direct() && kernels::winograd_applies(kernels::input_grad_geometry(g_)); }
   // float, stride 1, a window row of at least 8 floats (k * c; the first layer of an image net, c = 1, is not: its
   // 5-float rows through these lists, 8 floats at a time, were measured no faster than the direct path, at 11-13%
   // non-zero) and at least two output rows (the input gradient's pairs of windows must not overlap): the sparse
@@ -430,6 +457,8 @@ class Conv2D final : public Layer<T> {
   size_t direct_scratch_ = 0;
   // Winograd path: the transformed weights (made once while frozen) and per-thread scratch, zero from allocation
   Buffer<float> wu_, wino_;
+  // Winograd input gradient: the flipped weights as (c, oc, k, k), transformed; per-thread scratch as wino_'s
+  Buffer<float> wt_flip_, wut_, wino_dx_;
   bool frozen_ = false;
   // sparse path (sparse_backward): per-thread grids, weight-gradient accumulators and lists; shared weights in
   // [oc][k][k][c] and the input gradient's window offsets

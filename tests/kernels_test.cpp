@@ -494,11 +494,12 @@ TEST(PoolKernel, MaxPoolBackwardThroughReluEqualsTheTwoInTurn) {
   }
 }
 
-// The float convolution (direct kernels for stride 1: forward, input gradient, weight gradient) against the double
-// one (im2col + GEMM, itself gradient-checked) on the same weights: outputs, input gradients, weight and bias
-// gradients. Shapes cover odd sizes, channel counts that are not a multiple of the kernels' tile, no padding, full
-// padding (k - 1), even kernels, many channels, a strided case (the im2col path in both) and a batch that splits
-// into uneven chunks.
+// The float convolution (direct kernels for stride 1: forward, input gradient, weight gradient; Winograd for 3x3 and
+// 5x5 forward with at least 8 channels in, and input gradient with at least 8 channels out) against the double one
+// (im2col + GEMM, itself gradient-checked) on the same weights: outputs, input gradients, weight and bias gradients.
+// Shapes cover odd sizes, channel counts that are not a multiple of the kernels' tile, no padding (the input
+// gradient's padding k - 1), full padding (k - 1), even kernels, many channels, a strided case (the im2col path in
+// both) and a batch that splits into uneven chunks.
 TEST(ConvKernel, FloatLayerMatchesDoubleLayerForwardAndBackward) {
   struct Case { const char* text; Shape in; int n; };
   for (const auto& c : {Case{"conv(16,5,pad=2)", {1, 28, 28}, 3}, Case{"conv(32,5,pad=2)", {16, 14, 14}, 19},
@@ -506,7 +507,8 @@ TEST(ConvKernel, FloatLayerMatchesDoubleLayerForwardAndBackward) {
                         Case{"conv(3,7,pad=3)", {2, 8, 13}, 1}, Case{"conv(4,3,stride=2,pad=1)", {3, 9, 9}, 2},
                         Case{"conv(4,3,pad=1)", {3, 6, 9}, 3},  // 60 positions: 2 tiles of 3 vectors and 1 of 2 (AVX2)
                         Case{"conv(9,2,pad=1)", {3, 6, 7}, 3}, Case{"conv(4,4)", {2, 5, 9}, 2},
-                        Case{"conv(12,3,pad=1)", {40, 33, 5}, 2}}) {
+                        Case{"conv(12,3,pad=1)", {40, 33, 5}, 2}, Case{"conv(8,3)", {4, 9, 10}, 2},
+                        Case{"conv(10,5)", {3, 12, 11}, 3}}) {
     auto spec = parse_arch(c.text, ArchContext{}).at(0);
     Model<float> mf({spec}, c.in);
     Model<double> md({spec}, c.in);
