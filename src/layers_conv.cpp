@@ -70,6 +70,10 @@ class Conv2D final : public Layer<T> {
       wut_.resize(kernels::winograd_weights_floats(gt));
       wino_dx_.resize(kernels::winograd_layout(gt).scratch * size_t(threads_));
     }
+    if (winograd_dw()) {
+      wgm_.resize(kernels::winograd_grad_floats(g_) * size_t(threads_));
+      wgs_.resize(kernels::winograd_grad_scratch(g_) * size_t(threads_));
+    }
     dw_.resize((K() + 1) * size_t(g_.oc) * size_t(kChunks));  // weights, then bias, per chunk of images
     chunk_images_ = std::max(1, (batch + kChunks - 1) / kChunks);  // the most images a chunk of a batch holds
     capacity_ = batch;
@@ -269,6 +273,10 @@ class Conv2D final : public Layer<T> {
   // bias after it)
   // by groups of up to kGroup images, input gradient per image from the same gridded dy.
   void direct_backward(const float* x, const float* dy, float* dx, int i0, int i1, float* dw, int t) {
+    if (winograd_dw()) {
+      winograd_backward(x, dy, dx, i0, i1, dw, t);
+      return;
+    }
     const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P();
     const size_t per = kernels::direct_grad_image_floats(g_), planes = size_t(g_.c) * kernels::direct_layout(g_).cs;
     float* group = thread_group(t);
@@ -286,29 +294,49 @@ class Conv2D final : public Layer<T> {
       // dx = dy correlated with the flipped weights: by Winograd from dy itself where it applies, else read from
       // the same grid
       if (winograd_dx()) {
-        // dx's weights, W (o, c) flipped, as (c, o), then transformed (87 us for 32 x 16 5x5 kernels): made once per
-        // backward, and only if a chunk takes this path (behind ReLU and max pooling all chunks may be sparse)
-#pragma omp critical(rectifier_conv_winograd_dx)
-        if (!wut_ready_) {
-          const float* W = this->params_[0].value;
-          const int k2 = g_.k * g_.k;
-          for (int o = 0; o < g_.oc; ++o)
-            for (int c = 0; c < g_.c; ++c)
-              for (int tp = 0; tp < k2; ++tp)
-                wt_flip_[(size_t(c) * g_.oc + size_t(o)) * k2 + size_t(k2 - 1 - tp)] = W[(size_t(o) * g_.c + size_t(c)) * k2 + size_t(tp)];
-          kernels::winograd_weights(kernels::input_grad_geometry(g_), wt_flip_.data(), wut_.data());
-          wut_ready_ = true;
-        }
-        const size_t scratch = kernels::winograd_layout(kernels::input_grad_geometry(g_)).scratch;
-        for (int j = 0; j < G; ++j)
-          kernels::conv_winograd(kernels::input_grad_geometry(g_), dy + size_t(s + j - i0) * out_sz, wut_.data(),
-                                 nullptr, dx + size_t(s + j) * in_sz, wino_dx_.data() + size_t(t) * scratch);
+        for (int j = 0; j < G; ++j) winograd_input_grad(dy + size_t(s + j - i0) * out_sz, dx + size_t(s + j) * in_sz, t);
         continue;
       }
       for (int j = 0; j < G; ++j)
         kernels::direct_input_grad(g_, group + size_t(j) * per + planes, wt_.data(), dx + size_t(s + j) * in_sz,
                                    scratch_.data() + size_t(t) * direct_scratch_);
     }
+  }
+  // One image's input gradient by Winograd on thread t: dy (oc, oh, ow) -> dx (c, h, w).
+  void winograd_input_grad(const float* dy, float* dx, int t) {
+    const auto gt = kernels::input_grad_geometry(g_);
+    // dx's weights, W (o, c) flipped, as (c, o), then transformed (87 us for 32 x 16 5x5 kernels): made once per
+    // backward, and only if a chunk takes a dense path (behind ReLU and max pooling all chunks may be sparse)
+#pragma omp critical(rectifier_conv_winograd_dx)
+    if (!wut_ready_) {
+      const float* W = this->params_[0].value;
+      const int k2 = g_.k * g_.k;
+      for (int o = 0; o < g_.oc; ++o)
+        for (int c = 0; c < g_.c; ++c)
+          for (int tp = 0; tp < k2; ++tp)
+            wt_flip_[(size_t(c) * g_.oc + size_t(o)) * k2 + size_t(k2 - 1 - tp)] = W[(size_t(o) * g_.c + size_t(c)) * k2 + size_t(tp)];
+      kernels::winograd_weights(gt, wt_flip_.data(), wut_.data());
+      wut_ready_ = true;
+    }
+    kernels::conv_winograd(gt, dy, wut_.data(), nullptr, dx, wino_dx_.data() + size_t(t) * kernels::winograd_layout(gt).scratch);
+  }
+  // The dense backward by Winograd for images [i0, i1) (dy at image i0's) on thread t, dw as in direct_backward: the
+  // weight gradient's transformed products summed over the chunk's images, then taken back to dw once; the bias
+  // gradient as dy's sums; the input gradient image by image.
+  void winograd_backward(const float* x, const float* dy, float* dx, int i0, int i1, float* dw, int t) {
+    const size_t in_sz = size_t(g_.c) * g_.h * g_.w, P = this->P(), out_sz = size_t(g_.oc) * P;
+    const size_t mf = kernels::winograd_grad_floats(g_);
+    float* M = wgm_.data() + size_t(t) * mf;
+    float* scratch = wgs_.data() + size_t(t) * kernels::winograd_grad_scratch(g_);
+    float* db = dw + K() * size_t(g_.oc);
+    std::fill(M, M + mf, 0.0f);
+    for (int i = i0; i < i1; ++i) {
+      const float* dyi = dy + size_t(i - i0) * out_sz;
+      for (int o = 0; o < g_.oc; ++o) db[o] += kernels::sum8(dyi + size_t(o) * P, P);
+      kernels::winograd_weight_grad_image(g_, x + size_t(i) * in_sz, dyi, M, scratch);
+      if (dx) winograd_input_grad(dyi, dx + size_t(i) * in_sz, t);
+    }
+    kernels::winograd_weight_grad_finish(g_, M, dw);
   }
   // Behind a ReLU and a max pooling most of dy is exactly zero (all but the maximum of each window, and the windows
   // whose maximum did not fire: 93-95% for the reference CNN's second convolution), so when a chunk's dy is mostly
@@ -429,6 +457,9 @@ class Conv2D final : public Layer<T> {
   // The same for the direct path's input gradient, a stride-1 convolution of dy (input_grad_geometry: dy's oc
   // channels in, padding k - 1 - pad): 3x3 or 5x5 and at least 8 output channels.
   bool winograd_dx() const { return direct() && kernels::winograd_applies(kernels::input_grad_geometry(g_)); }
+  // Both: the dense backward's weight gradient by Winograd too (kernels::winograd_weight_grad_image), with the
+  // input channels and the output channels in the vector lanes.
+  bool winograd_dw() const { return winograd() && winograd_dx(); }
   // float, stride 1, a window row of at least 8 floats (k * c; the first layer of an image net, c = 1, is not: its
   // 5-float rows through these lists, 8 floats at a time, were measured no faster than the direct path, at 11-13%
   // non-zero) and at least two output rows (the input gradient's pairs of windows must not overlap): the sparse
@@ -465,6 +496,8 @@ class Conv2D final : public Layer<T> {
   // Winograd input gradient: the flipped weights as (c, oc, k, k), transformed; per-thread scratch as wino_'s
   Buffer<float> wt_flip_, wut_, wino_dx_;
   bool wut_ready_ = false;  // wut_ holds this backward's weights (set under the critical section above)
+  // Winograd weight gradient: per thread, the transformed products' sums and the scratch (zero when allocated)
+  Buffer<float> wgm_, wgs_;
   bool frozen_ = false;
   // sparse path (sparse_backward): per-thread grids, weight-gradient accumulators and lists; shared weights in
   // [oc][k][k][c] and the input gradient's window offsets

@@ -22,6 +22,7 @@ namespace rectifier::kernels {
 constexpr int kWinoMaxAlpha = 8;                  // the largest input tile side
 constexpr size_t kWinoChannelPad = 16;            // channels are padded to this (the widest vector's lanes)
 constexpr int kWinoTiles = 6;                     // tiles per block: the rows of the products' register tile
+constexpr int kWinoGradTiles = 16;                // the weight gradient's tiles per block
 
 // Stride 1, k = 3 or 5, padding at most k - 1, at least 8 input channels (fewer fill too little of the vectors
 // the channels are padded to).
@@ -46,5 +47,15 @@ void winograd_weights(const ConvGeometry& g, const float* W, float* U);
 // winograd_layout(g).scratch floats, zero when allocated and written by nothing else (only the insides of the
 // padded grid are ever written, so its borders stay zero).
 void conv_winograd(const ConvGeometry& g, const float* x, const float* U, const float* bias, float* y, float* scratch);
+
+// The weight gradient by the same transform, image by image: M (f, c, o) += sum over the tiles of (B^T d_c B) (f)
+// (A dy_o A^T) (f), dy_o the tile's 4 x 4 block of output gradient (zero past the edges), the gradient of
+// U (f, c, o); then dw (o, c) += G^T M (c, o) G. M: winograd_grad_floats(g) floats, zeroed by the caller before the
+// first image; scratch: winograd_grad_scratch(g) floats, zero when allocated and written by nothing else (as
+// conv_winograd's). x (c, h, w), dy (oc, oh, ow). The bias gradient is not included.
+size_t winograd_grad_floats(const ConvGeometry& g);
+size_t winograd_grad_scratch(const ConvGeometry& g);
+void winograd_weight_grad_image(const ConvGeometry& g, const float* x, const float* dy, float* M, float* scratch);
+void winograd_weight_grad_finish(const ConvGeometry& g, const float* M, float* dw);
 
 }  // namespace rectifier::kernels
