@@ -160,15 +160,16 @@ BENCHMARK(BM_SpmmRows)->Arg(10)->Arg(25)->Arg(40)->UseRealTime()->Unit(benchmark
 
 // The CNN's two convolutions at batch 128. Backward from a dy of which one value in 9 is non-zero, as behind the
 // ReLU and max pooling that follow each of them in training (the first's 11-13% non-zero, the second's 5-7%): both
-// take their sparse paths.
-void BM_Conv(benchmark::State& s, const char* arch, int c, int hw, bool backward) {
+// take their sparse paths. The _dense_dy runs: every value of dy non-zero, as behind tanh, sigmoid or an average
+// pooling (the second convolution's weight and input gradients then by Winograd).
+void BM_Conv(benchmark::State& s, const char* arch, int c, int hw, bool backward, int every = 9) {
   Model<float> m = make(arch, {c, hw, hw});
   m.set_input_grad(c > 1);
   const int n = 128;
   m.reserve(n);
   Buffer<float> x(size_t(n) * c * hw * hw), dy(size_t(n) * numel(m.output_shape()));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 13) * 0.05f;
-  for (size_t i = 0; i < dy.size(); i += 9) dy[i] = float(i % 7) * 0.1f - 0.3f;
+  for (size_t i = 0; i < dy.size(); i += size_t(every)) dy[i] = float(i % 7) * 0.1f - 0.3f;
   m.forward(x.data(), n, true);
   for (auto _ : s) {
     if (backward) m.backward(dy.data(), n);
@@ -179,6 +180,28 @@ BENCHMARK_CAPTURE(BM_Conv, conv1_forward, "conv(16,5,pad=2)", 1, 28, false)->Use
 BENCHMARK_CAPTURE(BM_Conv, conv1_backward, "conv(16,5,pad=2)", 1, 28, true)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Conv, conv2_forward, "conv(32,5,pad=2)", 16, 14, false)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Conv, conv2_backward, "conv(32,5,pad=2)", 16, 14, true)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Conv, conv1_backward_dense_dy, "conv(16,5,pad=2)", 1, 28, true, 1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Conv, conv2_backward_dense_dy, "conv(32,5,pad=2)", 16, 14, true, 1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// 2x2 pooling of the first convolution's output (128 images of 16 x 28 x 28), forward and backward.
+void BM_Pool(benchmark::State& s, const char* arch, bool backward) {
+  Model<float> m = make(arch, {16, 28, 28});
+  m.set_input_grad(true);
+  const int n = 128;
+  m.reserve(n);
+  Buffer<float> x(size_t(n) * 16 * 28 * 28), dy(size_t(n) * numel(m.output_shape()));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 13) * 0.05f - 0.3f;
+  for (size_t i = 0; i < dy.size(); ++i) dy[i] = float(i % 7) * 0.1f - 0.35f;
+  m.forward(x.data(), n, true);
+  for (auto _ : s) {
+    if (backward) m.backward(dy.data(), n);
+    else m.forward(x.data(), n, true);
+  }
+}
+BENCHMARK_CAPTURE(BM_Pool, avgpool_forward, "avgpool(2)", false)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Pool, avgpool_backward, "avgpool(2)", true)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Pool, maxpool_forward, "maxpool(2)", false)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Pool, maxpool_backward, "maxpool(2)", true)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // The reference MLP on one example, as a service runs it: the inference latency. The example is the one the peers
 // time (bench/peers): the first image of Fashion-MNIST's test set, scaled by 1/255. The model is the one the file
