@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # rectifier against its peers, side by side in one run on this machine (see docs/benchmarks.md).
 # usage: bench/run.sh BUILD_DIR [MLP_EPOCHS] [CNN_EPOCHS]   (make bench: 10 and 2)
-#   env: PEERS="dlib libtorch pytorch" TASKS="mlp cnn" KERNELS=1 MLP_ROUNDS=3 CNN_ROUNDS=3 SCALING_PAIRS=6 ADAM_ROUNDS=2
+#   env: PEERS="dlib libtorch pytorch" TASKS="mlp cnn cnn-tanh" KERNELS=1 MLP_ROUNDS=3 CNN_ROUNDS=3 SCALING_PAIRS=6 ADAM_ROUNDS=2
 # Trains the reference MLP (784-256-128-10, ReLU, SGD lr 0.05 momentum 0.9, batch 128, 2 threads) and CNN with
-# rectifier and each peer, then prints seconds per epoch (median), final test accuracy, peak memory, batch-1 latency
+# rectifier and each peer (and cnn-tanh, the CNN with tanh and 2x2 average pooling as before ReLU, with all but dlib), then prints seconds per epoch (median), final test accuracy, peak memory, batch-1 latency
 # and the ratios, and runs the kernel benchmarks. Results: BUILD_DIR/bench/results.md and kernels.json.
 set -euo pipefail
 B=$(cd "${1:?usage: bench/run.sh BUILD_DIR [MLP_EPOCHS] [CNN_EPOCHS]}" && pwd); E_mlp=${2:-10}; E_cnn=${3:-2}
 epochs() { if [ "$1" = mlp ]; then echo "$E_mlp"; else echo "$E_cnn"; fi; }
+# rectifier's --arch for a task: the presets mlp and cnn, and cnn-tanh (the peers build the same network)
+arch_of() {
+  case $1 in
+    cnn-tanh) echo "conv(16,5,pad=2) tanh avgpool(2) conv(32,5,pad=2) tanh avgpool(2) flatten dense(128) tanh dense(10)" ;;
+    *) echo "$1" ;;
+  esac
+}
 here=$(cd "$(dirname "$0")" && pwd)
 out=$B/bench; mkdir -p "$out/data"
 PEERS=${PEERS:-"dlib libtorch pytorch"}
-TASKS=${TASKS:-"mlp cnn"}
+TASKS=${TASKS:-"mlp cnn cnn-tanh"}
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 for f in /usr/share/datasets/fashion-mnist/*.gz; do t="$out/data/$(basename "$f" .gz)"; [ -s "$t" ] || zcat "$f" >"$t"; done
 log=$out/log.txt; : >"$log"
@@ -59,11 +66,11 @@ for t in $TASKS; do
     for i in 0 1 2; do
       c=${configs[$(( (i + r - 1) % 3 ))]}
       case $c in -1t) extra=(--threads 1) ;; -nodiag) extra=(--threads 2 --no-diagnostics) ;; *) extra=(--threads 2 --out "$out/rectifier-$t.r$r.safetensors") ;; esac
-      run rectifier-$t$c.r$r "$R" train --arch $t --epochs "$E" "${common[@]}" --seed $seed "${extra[@]}" --metrics "$out/rectifier-$t$c.r$r.jsonl"
+      run rectifier-$t$c.r$r "$R" train --arch "$(arch_of $t)" --epochs "$E" "${common[@]}" --seed $seed "${extra[@]}" --metrics "$out/rectifier-$t$c.r$r.jsonl"
     done
     for p in $PEERS; do
       case $p in
-        dlib) if [ "$t" = cnn ] && [ "$r" -gt 1 ]; then continue; fi
+        dlib) if [ "$t" = cnn-tanh ] || { [ "$t" = cnn ] && [ "$r" -gt 1 ]; }; then continue; fi
               run dlib-$t.r$r "$out/dlib_ref" $t "$E" "$out/data" $seed ;;
         libtorch) run libtorch-$t.r$r "$out/libtorch_ref" $t "$E" "$out/data" $seed ;;
         pytorch) run pytorch-$t.r$r /usr/bin/python3 "$here/peers/torch_ref.py" $t "$E" $seed ;;

@@ -61,8 +61,8 @@ out = []
 version = read("version.txt").strip().splitlines()
 if version:
     out.append(f"\n{version[0]}, on this machine: " + "; ".join(version[1:]) + ".")
-titles = {"mlp": "MLP", "cnn": "CNN", "mlp-adam": "MLP with Adam (lr 0.001)"}
-for task in ("mlp", "cnn", "mlp-adam"):
+titles = {"mlp": "MLP", "cnn": "CNN", "cnn-tanh": "CNN with tanh and average pooling", "mlp-adam": "MLP with Adam (lr 0.001)"}
+for task in ("mlp", "cnn", "cnn-tanh", "mlp-adam"):
     r = ours(f"rectifier-{task}")
     if not r: continue
     out.append(f"\n### {titles[task]} training, {r['epochs']} epochs, 2 threads, {r['rounds']} round(s)\n")

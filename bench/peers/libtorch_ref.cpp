@@ -1,6 +1,7 @@
 // libtorch (PyTorch's C++ frontend, Debian libtorch-dev) on the reference tasks, for bench/run.sh.
-// usage: libtorch_ref mlp|cnn EPOCHS DATA_DIR(unzipped IDX files) [SEED=0] [sgd|adam]
-// sgd: lr 0.05, momentum 0.9 (the reference task); adam: lr 0.001, PyTorch's other defaults.
+// usage: libtorch_ref mlp|cnn|cnn-tanh EPOCHS DATA_DIR(unzipped IDX files) [SEED=0] [sgd|adam]
+// sgd: lr 0.05, momentum 0.9 (the reference task); adam: lr 0.001, PyTorch's other defaults. cnn-tanh: the CNN with
+// tanh and 2x2 average pooling.
 #include <torch/torch.h>
 #include <sys/resource.h>
 #include <chrono>
@@ -34,6 +35,11 @@ int main(int argc, char** argv) {
   if (kind == "mlp")
     net = torch::nn::Sequential(torch::nn::Flatten(), torch::nn::Linear(784, 256), torch::nn::ReLU(), torch::nn::Linear(256, 128),
                                 torch::nn::ReLU(), torch::nn::Linear(128, 10));
+  else if (kind == "cnn-tanh")
+    net = torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 16, 5).padding(2)), torch::nn::Tanh(),
+                                torch::nn::AvgPool2d(2), torch::nn::Conv2d(torch::nn::Conv2dOptions(16, 32, 5).padding(2)),
+                                torch::nn::Tanh(), torch::nn::AvgPool2d(2), torch::nn::Flatten(), torch::nn::Linear(32 * 7 * 7, 128),
+                                torch::nn::Tanh(), torch::nn::Linear(128, 10));
   else
     net = torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 16, 5).padding(2)), torch::nn::ReLU(),
                                 torch::nn::MaxPool2d(2), torch::nn::Conv2d(torch::nn::Conv2dOptions(16, 32, 5).padding(2)),

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """PyTorch on the reference tasks, for bench/run.sh. Same task as rectifier's: Fashion-MNIST, SGD lr 0.05 momentum 0.9,
-batch 128, 2 threads, cross-entropy. usage: torch_ref.py mlp|cnn EPOCHS [SEED=0] [sgd|adam]
+batch 128, 2 threads, cross-entropy. usage: torch_ref.py mlp|cnn|cnn-tanh EPOCHS [SEED=0] [sgd|adam]
+(cnn-tanh: the CNN with tanh and 2x2 average pooling)
 (adam: lr 0.001, PyTorch's other defaults)
 Prints: "pytorch-KIND epoch N SECONDS test_acc ACC", then "pytorch-KIND batch1_us US" and "peak_rss_mb MB"."""
 import gzip, resource, sys, time, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
@@ -15,6 +16,9 @@ Xte = torch.tensor(idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 1, 28, 28).c
 Yte = torch.tensor(idx("t10k-labels-idx1-ubyte.gz", 8).astype(np.int64))
 if kind == "mlp":
     net = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+elif kind == "cnn-tanh":
+    net = nn.Sequential(nn.Conv2d(1, 16, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(16, 32, 5, padding=2), nn.Tanh(),
+                        nn.AvgPool2d(2), nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.Tanh(), nn.Linear(128, 10))
 else:
     net = nn.Sequential(nn.Conv2d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(),
                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
