@@ -58,7 +58,7 @@ TEST_P(TorchFixture, ForwardBackwardAndStateMatchPyTorch) {
   EXPECT_EQ(m.torch_source() + "", m.torch_source());
 }
 
-INSTANTIATE_TEST_SUITE_P(Nets, TorchFixture, ::testing::Values("mlp", "cnn", "cnn_eval", "gap"));
+INSTANTIATE_TEST_SUITE_P(Nets, TorchFixture, ::testing::Values("mlp", "cnn", "cnn_eval", "gap", "winograd"));
 
 TEST(TorchFixture, EveryActivationValueAndDerivative) {
   const auto f = test::load_fixture("activations.json");
