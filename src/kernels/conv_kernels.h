@@ -106,6 +106,10 @@ void maxpool2x2_forward(const float* x, const float* x_end, float* y, uint8_t* a
 // maxpool_backward_ref.
 void maxpool2x2_backward(const float* dy, const uint8_t* argmax, const float* gate, float* dx, size_t planes, int h, int w);
 
+// Whether a pooling runs through the 2x2 SIMD kernels (float only, by the callers): 2x2 windows with stride 2 on
+// planes of even height and width, which the windows tile.
+inline bool pool2x2_simd(const ConvGeometry& g) { return g.k == 2 && g.stride == 2 && g.h % 2 == 0 && g.w % 2 == 0; }
+
 // Max pooling windows are at most this wide (k * k - 1 fits the argmax's byte).
 constexpr int kMaxPoolWindow = 15;
 
@@ -116,7 +120,7 @@ void maxpool_forward(const ConvGeometry& g, const T* x, T* y, uint8_t* argmax, i
   const long planes = long(n) * g.c;
   if constexpr (std::is_same_v<T, float>) {
     // The common case in SIMD; other windows, odd sizes and double take the general loop below.
-    if (g.k == 2 && g.stride == 2 && g.h % 2 == 0 && g.w % 2 == 0) {
+    if (pool2x2_simd(g)) {
       const size_t plane = size_t(g.h) * g.w, oplane = size_t(g.oh) * g.ow, per = 64;
       const T* end = x + size_t(planes) * plane;
 #pragma omp parallel for schedule(static) if (planes * g.oh * g.ow > 65536)
@@ -174,7 +178,7 @@ void maxpool_backward_ref(const ConvGeometry& g, const T* dy, const uint8_t* arg
 template <class T>
 void maxpool_backward(const ConvGeometry& g, const T* dy, const uint8_t* argmax, T* dx, int n, const T* gate = nullptr) {
   if constexpr (std::is_same_v<T, float>) {
-    if (g.k == 2 && g.stride == 2 && g.h % 2 == 0 && g.w % 2 == 0) {
+    if (pool2x2_simd(g)) {
       const long planes = long(n) * g.c, per = 64;
       const size_t plane = size_t(g.h) * g.w, oplane = size_t(g.oh) * g.ow;
 #pragma omp parallel for schedule(static) if (planes * g.h * g.w > 65536)
@@ -228,14 +232,9 @@ void avgpool2x2_forward(const float* x, const float* x_end, float* y, size_t pla
 void avgpool2x2_backward(const float* dy, float* dx, size_t planes, int h, int w);
 
 template <class T>
-bool avgpool2x2_applies(const ConvGeometry& g) {
-  return std::is_same_v<T, float> && g.k == 2 && g.stride == 2 && g.h % 2 == 0 && g.w % 2 == 0;
-}
-
-template <class T>
 void avgpool_forward(const ConvGeometry& g, const T* x, T* y, int n) {
   if constexpr (std::is_same_v<T, float>) {
-    if (avgpool2x2_applies<T>(g)) {
+    if (pool2x2_simd(g)) {
       const size_t planes = size_t(n) * size_t(g.c);
       avgpool2x2_forward(x, x + planes * size_t(g.h) * size_t(g.w), y, planes, g.h, g.w);
       return;
@@ -247,7 +246,7 @@ void avgpool_forward(const ConvGeometry& g, const T* x, T* y, int n) {
 template <class T>
 void avgpool_backward(const ConvGeometry& g, const T* dy, T* dx, int n) {
   if constexpr (std::is_same_v<T, float>) {
-    if (avgpool2x2_applies<T>(g)) {
+    if (pool2x2_simd(g)) {
       avgpool2x2_backward(dy, dx, size_t(n) * size_t(g.c), g.h, g.w);
       return;
     }
