@@ -66,7 +66,6 @@ class Conv2D final : public Layer<T> {
     }
     if (winograd_dx()) {
       const auto gt = kernels::input_grad_geometry(g_);
-      wt_flip_.resize(K() * size_t(g_.oc));
       wut_.resize(kernels::winograd_weights_floats(gt));
       wino_dx_.resize(kernels::winograd_layout(gt).scratch * size_t(threads_));
     }
@@ -305,17 +304,11 @@ class Conv2D final : public Layer<T> {
   // One image's input gradient by Winograd on thread t: dy (oc, oh, ow) -> dx (c, h, w).
   void winograd_input_grad(const float* dy, float* dx, int t) {
     const auto gt = kernels::input_grad_geometry(g_);
-    // dx's weights, W (o, c) flipped, as (c, o), then transformed (87 us for 32 x 16 5x5 kernels): made once per
+    // dx's weights, W (o, c) flipped, as (c, o), transformed (87 us for 32 x 16 5x5 kernels): made once per
     // backward, and only if a chunk takes a dense path (behind ReLU and max pooling all chunks may be sparse)
 #pragma omp critical(rectifier_conv_winograd_dx)
     if (!wut_ready_) {
-      const float* W = this->params_[0].value;
-      const int k2 = g_.k * g_.k;
-      for (int o = 0; o < g_.oc; ++o)
-        for (int c = 0; c < g_.c; ++c)
-          for (int tp = 0; tp < k2; ++tp)
-            wt_flip_[(size_t(c) * g_.oc + size_t(o)) * k2 + size_t(k2 - 1 - tp)] = W[(size_t(o) * g_.c + size_t(c)) * k2 + size_t(tp)];
-      kernels::winograd_weights(gt, wt_flip_.data(), wut_.data());
+      kernels::winograd_weights(gt, this->params_[0].value, wut_.data(), true);
       wut_ready_ = true;
     }
     kernels::conv_winograd(gt, dy, wut_.data(), nullptr, dx, wino_dx_.data() + size_t(t) * kernels::winograd_layout(gt).scratch);
@@ -493,8 +486,8 @@ class Conv2D final : public Layer<T> {
   size_t direct_scratch_ = 0;
   // Winograd path: the transformed weights (made once while frozen) and per-thread scratch, zero from allocation
   Buffer<float> wu_, wino_;
-  // Winograd input gradient: the flipped weights as (c, oc, k, k), transformed; per-thread scratch as wino_'s
-  Buffer<float> wt_flip_, wut_, wino_dx_;
+  // Winograd input gradient: the flipped weights, transformed; per-thread scratch as wino_'s
+  Buffer<float> wut_, wino_dx_;
   bool wut_ready_ = false;  // wut_ holds this backward's weights (set under the critical section above)
   // Winograd weight gradient: per thread, the transformed products' sums and the scratch (zero when allocated)
   Buffer<float> wgm_, wgs_;

@@ -41,7 +41,9 @@ WinogradLayout winograd_layout(const ConvGeometry& g);
 // The weights transformed, U (f, c, o) = (G W (o, c) G^T) (f), f in [0, alpha^2), zero for the padding channels: computed
 // in double from W (oc, c, k, k), winograd_weights_floats(g) floats.
 size_t winograd_weights_floats(const ConvGeometry& g);
-void winograd_weights(const ConvGeometry& g, const float* W, float* U);
+// transposed: g is the input-gradient geometry (input_grad_geometry of a layer's g) and W the layer's weights
+// [g.c][g.oc][k][k], read flipped, as pack_direct_weights does.
+void winograd_weights(const ConvGeometry& g, const float* W, float* U, bool transposed = false);
 
 // y (oc, oh, ow) = the convolution of x (c, h, w) with the weights U, plus bias (if not null). scratch:
 // winograd_layout(g).scratch floats, zero when allocated and written by nothing else (only the insides of the

@@ -438,7 +438,7 @@ void winograd_g(int k, int A, GMatrix& G) {
   G[A - 1][k - 1] = 1;
 }
 
-void winograd_weights(const ConvGeometry& g, const float* W, float* U) {
+void winograd_weights(const ConvGeometry& g, const float* W, float* U, bool transposed) {
   const WinogradLayout l = winograd_layout(g);
   const int k = g.k, A = l.alpha;
   GMatrix G;
@@ -446,12 +446,16 @@ void winograd_weights(const ConvGeometry& g, const float* W, float* U) {
   std::fill(U, U + winograd_weights_floats(g), 0.0f);
   for (int o = 0; o < g.oc; ++o)
     for (int c = 0; c < g.c; ++c) {
-      const float* w = W + (size_t(o) * size_t(g.c) + size_t(c)) * size_t(k) * size_t(k);
+      // tap (a, b) of w (o, c): forward W[o][c][a][b]; transposed (g is the input-gradient geometry, as in
+      // pack_direct_weights) W[c][o][k-1-a][k-1-b], W being [g.c][g.oc][k][k]
+      const size_t kk = size_t(k) * size_t(k);
+      const float* w = W + (transposed ? size_t(c) * size_t(g.oc) + size_t(o) : size_t(o) * size_t(g.c) + size_t(c)) * kk;
+      auto tap = [&](int a, int b) { return double(transposed ? w[kk - 1 - size_t(a * k + b)] : w[a * k + b]); };
       double t[kWinoMaxAlpha][5];  // G w
       for (int i = 0; i < A; ++i)
         for (int b = 0; b < k; ++b) {
           double v = 0;
-          for (int a = 0; a < k; ++a) v += G[i][a] * double(w[a * k + b]);
+          for (int a = 0; a < k; ++a) v += G[i][a] * tap(a, b);
           t[i][b] = v;
         }
       for (int i = 0; i < A; ++i)  // (G w) G^T
