@@ -70,7 +70,7 @@ class Conv2D final : public Layer<T> {
       wino_dx_.resize(kernels::winograd_layout(gt).scratch * size_t(threads_));
     }
     if (winograd_dw()) {
-      wgm_.resize(kernels::winograd_grad_floats(g_) * size_t(threads_));
+      wgm_.resize(kernels::winograd_weights_floats(g_) * size_t(threads_));
       wgs_.resize(kernels::winograd_grad_scratch(g_) * size_t(threads_));
     }
     dw_.resize((K() + 1) * size_t(g_.oc) * size_t(kChunks));  // weights, then bias, per chunk of images
@@ -318,7 +318,7 @@ class Conv2D final : public Layer<T> {
   // gradient as dy's sums; the input gradient image by image.
   void winograd_backward(const float* x, const float* dy, float* dx, int i0, int i1, float* dw, int t) {
     const size_t in_sz = size_t(g_.c) * g_.h * g_.w, P = this->P(), out_sz = size_t(g_.oc) * P;
-    const size_t mf = kernels::winograd_grad_floats(g_);
+    const size_t mf = kernels::winograd_weights_floats(g_);
     float* M = wgm_.data() + size_t(t) * mf;
     float* scratch = wgs_.data() + size_t(t) * kernels::winograd_grad_scratch(g_);
     float* db = dw + K() * size_t(g_.oc);

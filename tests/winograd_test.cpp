@@ -123,7 +123,7 @@ double winograd_grad_error(const WinoCase& wc, uint64_t seed) {
   const auto xd = test::random_vec(in * n, seed), dyd = test::random_vec(out * n, seed + 1), w0 = test::random_vec(nw, seed + 2);
   const std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
   std::vector<float> dw(w0.begin(), w0.end());
-  Buffer<float> M(kernels::winograd_grad_floats(g)), scratch(kernels::winograd_grad_scratch(g));
+  Buffer<float> M(kernels::winograd_weights_floats(g)), scratch(kernels::winograd_grad_scratch(g));
   for (int i = 0; i < n; ++i) kernels::winograd_weight_grad_image(g, x.data() + in * i, dy.data() + out * i, M.data(), scratch.data());
   kernels::winograd_weight_grad_finish(g, M.data(), dw.data());
   double worst = 0;

@@ -52,10 +52,9 @@ void conv_winograd(const ConvGeometry& g, const float* x, const float* U, const 
 
 // The weight gradient by the same transform, image by image: M (f, c, o) += sum over the tiles of (B^T d_c B) (f)
 // (A dy_o A^T) (f), dy_o the tile's 4 x 4 block of output gradient (zero past the edges), the gradient of
-// U (f, c, o); then dw (o, c) += G^T M (c, o) G. M: winograd_grad_floats(g) floats, zeroed by the caller before the
-// first image; scratch: winograd_grad_scratch(g) floats, zero when allocated and written by nothing else (as
-// conv_winograd's). x (c, h, w), dy (oc, oh, ow). The bias gradient is not included.
-size_t winograd_grad_floats(const ConvGeometry& g);
+// U (f, c, o); then dw (o, c) += G^T M (c, o) G. M has U's shape (winograd_weights_floats(g) floats), zeroed by the
+// caller before the first image; scratch: winograd_grad_scratch(g) floats, zero when allocated and written by
+// nothing else (as conv_winograd's). x (c, h, w), dy (oc, oh, ow). The bias gradient is not included.
 size_t winograd_grad_scratch(const ConvGeometry& g);
 void winograd_weight_grad_image(const ConvGeometry& g, const float* x, const float* dy, float* M, float* scratch);
 void winograd_weight_grad_finish(const ConvGeometry& g, const float* M, float* dw);

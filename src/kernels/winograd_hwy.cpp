@@ -473,11 +473,6 @@ void conv_winograd(const ConvGeometry& g, const float* x, const float* U, const 
                                      l.ocp, U, bias, y, scratch);
 }
 
-size_t winograd_grad_floats(const ConvGeometry& g) {
-  const WinogradLayout l = winograd_layout(g);
-  return size_t(l.alpha) * size_t(l.alpha) * l.cp * l.ocp;
-}
-
 size_t winograd_grad_scratch(const ConvGeometry& g) {
   const WinogradLayout l = winograd_layout(g);
   const size_t F = size_t(l.alpha) * size_t(l.alpha);
