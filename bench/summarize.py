@@ -22,7 +22,15 @@ def ours(name):
             "best": min(l["seconds"] for x in rounds for l in x),
             "accs": [x[-1]["test_accuracy"] for x in rounds if "test_accuracy" in x[-1]],
             "round_sec": [statistics.median(l["seconds"] for l in x) for x in rounds],
-            "rss": rss_mb(name), "epochs": len(rounds[0]), "rounds": len(rounds)}
+            "rss": rss_mb(name), "epochs": len(rounds[0]), "rounds": len(rounds),
+            # the steps that ran on one thread of two (the thread governor), and all steps, per round
+            "one": [sum(l.get("steps_one_thread", 0) for l in x) for x in rounds],
+            "steps": [x[-1].get("steps", 0) for x in rounds]}
+def one_thread(v):
+    """How many of a two-thread run's steps the thread governor ran on one thread, with each round's share."""
+    if not v or not any(v["one"]): return None
+    return (f"{sum(v['one'])} of {sum(v['steps'])} steps ({100 * sum(v['one']) / max(sum(v['steps']), 1):.1f}%; by round "
+            + ", ".join(f"{100 * a / max(b, 1):.1f}%" for a, b in zip(v["one"], v["steps"])) + ")")
 def peer(name):
     texts = [read(r + ".out") for r in runs(name)]
     eps = [re.findall(r"epoch \d+ ([\d.]+)s? test_acc ([\d.]+)", t) for t in texts]
@@ -34,13 +42,15 @@ def peer(name):
             "rss": rss_mb(name),
             "b1": statistics.median(b1) if b1 else None, "b1s": b1, "epochs": len(eps[0]), "rounds": len(eps)}
 def scaling_pairs(task):
-    """The paired scaling runs (rectifier-scaling-1t.pN, -2t.pN): per pair, the medians of epochs 2.. on 1 and 2 threads."""
+    """The paired scaling runs (rectifier-scaling-1t.pN, -2t.pN): per pair, the medians of epochs 2.. on 1 and 2 threads,
+    and the two-thread run's steps on one thread (the thread governor) in those epochs."""
     if task != "mlp": return []
     pairs = []
     for p in range(1, 1000):
         sides = [[json.loads(l) for l in read(f"rectifier-scaling-{t}t.p{p}.jsonl").splitlines() if l.strip()] for t in (1, 2)]
         if not all(sides): break
-        pairs.append(tuple(statistics.median(l["seconds"] for l in x[1:] or x) for x in sides))
+        pairs.append(tuple(statistics.median(l["seconds"] for l in x[1:] or x) for x in sides) +
+                     (sum(l.get("steps_one_thread", 0) for l in sides[1][1:]),))
     return pairs
 kern = {}
 if read("kernels.json"):
@@ -86,6 +96,10 @@ for task in ("mlp", "cnn", "cnn-tanh", "mlp-adam"):
     if gaps:
         out.append("\nAccuracy, rectifier's mean minus each peer's, in points: " +
                    ", ".join(f"{name} {g:+.2f}" for name, g in gaps) + ".")
+    gov = [(label, one_thread(v)) for label, v in (("with diagnostics", r), ("without", ours(f"rectifier-{task}-nodiag")))]
+    if any(x for _, x in gov):
+        out.append("\nrectifier's two-thread runs, steps the thread governor ran on one thread (src/thread_governor.h: "
+                   "while one was the faster): " + "; ".join(f"{label} {x or 'none'}" for label, x in gov) + ".")
     nd = ours(f"rectifier-{task}-nodiag")
     if nd:
         out.append(f"\nDiagnostics cost: {f(r['sec'])} s/epoch with, {f(nd['sec'])} without: "
@@ -96,10 +110,11 @@ for task in ("mlp", "cnn", "cnn-tanh", "mlp-adam"):
                    "(the rounds' medians).")
     pairs = scaling_pairs(task)
     if pairs:
-        ratios = sorted(a / b for a, b in pairs)
+        ratios = sorted(a / b for a, b, _ in pairs)
         out.append(f"Thread scaling, paired ({len(pairs)} alternating pairs of 3-epoch runs, the median of epochs 2-3 of each): "
                    f"{f(statistics.median(ratios))}x by the median pair (pairs from {f(ratios[0])}x to {f(ratios[-1])}x; "
-                   f"1 thread / 2 threads, s/epoch: " + ", ".join(f"{f(a)}/{f(b)}" for a, b in pairs) + ").")
+                   f"1 thread / 2 threads, s/epoch: " + ", ".join(f"{f(a)}/{f(b)}" + (f" ({one} steps on one)" if one else "")
+                                                              for a, b, one in pairs) + ").")
 def us(b): return b["real_time"] * {"ns": 1e-3, "us": 1, "ms": 1e3}[b["time_unit"]]
 # rectifier's batch-1 latency: in each MLP round (rectifier-batch1.rN.json, after the peers of that round), else the
 # kernel benchmarks' at the end of the run

@@ -19,7 +19,7 @@ struct TrainArgs {
   double lr = 0.05, momentum = 0.9, weight_decay = 0, clip_norm = 0, dropout = 0, warmup = 0, gamma = 0.1;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, init_gain = 1.0, l1 = 0;
   std::optional<double> bias_init;
-  bool nesterov = false, no_diagnostics = false, quiet = false, deterministic = false;
+  bool nesterov = false, no_diagnostics = false, quiet = false, deterministic = false, fixed_threads = false;
   uint64_t seed = 0;
 };
 
@@ -70,9 +70,13 @@ Runner add_train(CLI::App& app) {
   app.add_option("--loss", a->loss, "cross_entropy, mse or bce")->capture_default_str();
   app.add_option("--seed", a->seed, "random seed (init, shuffling, dropout)")->capture_default_str();
   app.add_option("--threads", a->threads, "threads (0 = all cores); 1 thread and a seed give bit-identical runs")->capture_default_str();
+  app.add_flag("--fixed-threads", a->fixed_threads,
+               "use every thread at every step. By default, with more than one, a few steps now and then run on one "
+               "thread, and training goes on with one while that is faster (on a shared host that has placed the "
+               "cores far apart); the epoch's metrics count those steps (steps_one_thread)");
   app.add_flag("--deterministic", a->deterministic,
-               "split the work evenly between the threads, not by their measured speed: runs with the same seed and "
-               "thread count are then bit-identical (slower on a busy shared host)");
+               "split the work evenly between the threads, not by their measured speed, and use all of them at every "
+               "step: runs with the same seed and thread count are then bit-identical (slower on a busy shared host)");
   app.add_option("--out", a->out, "save the trained model here (safetensors)");
   app.add_option("--metrics", a->metrics, "write one JSON object per epoch here (JSON lines)");
   app.add_option("--report", a->report, "write a self-contained HTML report here");
@@ -87,6 +91,7 @@ Runner add_train(CLI::App& app) {
     cfg.seed = o.seed;
     cfg.threads = o.threads;
     cfg.deterministic = o.deterministic;
+    cfg.adapt_threads = !o.fixed_threads;
     cfg.clip_norm = o.clip_norm;
     cfg.l1_activation = o.l1;
     cfg.diagnostics = !o.no_diagnostics;

@@ -117,7 +117,7 @@ class Conv2D final : public Layer<T> {
     const T* W = this->params_[0].value;
     const T* b = this->params_[1].value;
     const size_t in_sz = size_t(g_.c) * g_.h * g_.w, out_sz = size_t(g_.oc) * P;
-#pragma omp parallel num_threads(threads_)
+#pragma omp parallel num_threads(team())
     {
       T* col = col_.data() + size_t(omp_get_thread_num()) * K * P;
       T* plane = plane_.data() + size_t(omp_get_thread_num()) * kernels::padded_plane(g_);
@@ -141,7 +141,7 @@ class Conv2D final : public Layer<T> {
     if constexpr (std::is_same_v<T, float>) {
       if (direct()) {
         const size_t in_sz = size_t(g_.c) * g_.h * g_.w;
-        const int threads = out.y ? threads_ : std::min(threads_, out.threads);
+        const int threads = out.y ? team() : std::min(team(), out.threads);
         const bool wino = winograd();
         if (wino && !frozen_) kernels::winograd_weights(g_, this->params_[0].value, wu_.data());
         if (!wino) kernels::pack_direct_weights(g_, this->params_[0].value, false, wr_.data());
@@ -196,7 +196,7 @@ class Conv2D final : public Layer<T> {
               sp_wh_[(size_t(o) * g_.k * g_.k + size_t(t)) * g_.c + size_t(c)] = W[(size_t(o) * g_.c + size_t(c)) * g_.k * g_.k + size_t(t)];
     }
     int sparse_chunks = 0;
-#pragma omp parallel num_threads(threads_)
+#pragma omp parallel num_threads(team())
     {
       const int t = omp_get_thread_num();
       T* col = col_.data() + size_t(t) * K * P;
@@ -477,7 +477,10 @@ class Conv2D final : public Layer<T> {
   static constexpr int kChunks = 16;  // the batch's images are split into this many chunks in backward
   static constexpr int kGroup = 8;    // direct path: images per weight-gradient call
   kernels::ConvGeometry g_{};
-  int threads_ = 1;
+  int threads_ = 1;  // the threads reserve sized the scratch for
+  // The threads a parallel loop here takes: as many as OpenMP is set to (the trainer may run a step on fewer than
+  // reserve saw: thread_governor.h), within the scratch's room
+  int team() const { return std::max(1, std::min(threads_, omp_get_max_threads())); }
   int chunk_images_ = 1, capacity_ = 0;  // reserve's batch, and the most images in one of its chunks
   Buffer<T> col_, dw_, plane_;
   Buffer<T> chain_dy_;  // backward_chained: per thread, a chunk's dy

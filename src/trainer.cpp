@@ -13,6 +13,7 @@
 #include "rectifier/error.h"
 #include "rectifier/monitor.h"
 #include "kernels/gemm.h"
+#include "thread_governor.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -23,7 +24,8 @@ using Clock = std::chrono::steady_clock;
 
 json EpochMetrics::to_json() const {
   json j = {{"epoch", epoch}, {"train_loss", train_loss}, {"train_accuracy", train_accuracy}, {"seconds", seconds},
-            {"lr", lr}, {"steps", steps}};
+            {"lr", lr}, {"steps", steps}, {"threads", threads}};
+  if (threads > 1) j["steps_one_thread"] = steps_one_thread;
   if (evaluated) {
     j["test_loss"] = test_loss;
     j["test_accuracy"] = test_accuracy;
@@ -211,6 +213,17 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
       for (size_t j = 0; j < m; ++j) dy[j] += y[j] > 0 ? c : (y[j] < 0 ? -c : 0.0f);
     };
 
+  // The thread count step by step: all, or one while one is faster (thread_governor.h)
+  const int all_threads = omp_get_max_threads();
+  ThreadGovernor governor(all_threads, cfg.adapt_threads && !cfg.deterministic);
+  int running = all_threads;  // what OpenMP and OpenBLAS are set to
+  auto run_on = [&](int k) {
+    if (k != running) set_threads(running = k);
+  };
+  struct RestoreThreads {  // all of them again after training, however it ends
+    int n;
+    ~RestoreThreads() { set_threads(n); }
+  } restore_threads{all_threads};
   long step = 0, last_good_step = -1;  // last_good holds the weights after step last_good_step
   const long every = std::max(cfg.last_good_every, 1);
   bool stop = false;
@@ -223,7 +236,11 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
     const auto t0 = Clock::now();
     double loss_sum = 0, lr = cfg.optimizer.lr;
     size_t correct = 0, seen = 0;
+    long steps_one = 0;
     for (long b = 0; b < steps_per_epoch; ++b) {
+      run_on(governor.threads());
+      steps_one += running == 1 && all_threads > 1;
+      const auto step_start = Clock::now();
       const size_t first = size_t(b) * size_t(B);
       const int n = int(std::min<size_t>(size_t(B), N - first));
       tr.gather(perm.data() + first, n, x.data());
@@ -287,6 +304,7 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
         monitor->after_step();
       }
       model.discard_grads();
+      governor.record(std::chrono::duration<double>(Clock::now() - step_start).count());
       ++step;
       loss_sum += r.loss * n;
       correct += size_t(r.correct);
@@ -299,6 +317,9 @@ TrainResult train(Model<float>& model, const DataSplit& data, const TrainConfig&
     EpochMetrics m;
     m.epoch = epoch;
     m.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    m.threads = all_threads;
+    m.steps_one_thread = steps_one;
+    run_on(all_threads);  // the evaluation on all of them
     m.train_loss = loss_sum / double(seen);
     m.train_accuracy = double(correct) / double(seen);
     m.lr = lr;

@@ -30,10 +30,26 @@ python3 - "$T/m.jsonl" <<'PY' && ok || bad "metrics lines lack fields"
 import json, sys
 for line in open(sys.argv[1]):
     j = json.loads(line)
-    for k in ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "lr", "diagnostics"):
+    for k in ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "lr", "diagnostics", "threads"):
         assert k in j, k
 assert j["test_accuracy"] > 0.9, j["test_accuracy"]
 PY
+# --- the thread governor: its one-thread steps counted per epoch with two threads; none with --fixed-threads,
+# --deterministic (every thread at every step) or one thread
+for flags in "" "--fixed-threads" "--deterministic"; do
+  expect 0 "" -- "$R" train --data spirals:4000 --epochs 3 --threads 2 $flags --metrics "$T/g.jsonl" -q
+  python3 - "$T/g.jsonl" "$flags" <<'PY' && ok || bad "steps_one_thread with --threads 2 $flags"
+import json, sys
+ls = [json.loads(l) for l in open(sys.argv[1])]
+assert all(l["threads"] == 2 and "steps_one_thread" in l for l in ls), ls[0]
+one = sum(l["steps_one_thread"] for l in ls)
+# spirals:4000 at batch 128: 32 steps an epoch, the first trial after 32 (6 steps on one thread at least)
+assert (one == 0) if sys.argv[2] else (one >= 6), (sys.argv[2], one)
+PY
+done
+expect 0 "" -- "$R" train --data spirals --epochs 2 --threads 1 --metrics "$T/g.jsonl" -q
+python3 -c "import json; ls=[json.loads(l) for l in open('$T/g.jsonl')]; assert all(l['threads']==1 and 'steps_one_thread' not in l for l in ls)" \
+  && ok || bad "one thread: metrics name threads 1 and no steps_one_thread"
 expect 0 "" -- "$R" eval --model "$T/m.safetensors" --data spirals --json
 python3 -c "import json,sys; j=json.loads(open('$T/out').read()); assert set(j)=={'loss','accuracy','n'} and j['n']==1000 and j['accuracy']>0.9, j" && ok || bad "eval --json: $(cat "$T/out")"
 expect 0 "" -- "$R" predict --model "$T/m.safetensors" --data spirals --out "$T/p.npy"

@@ -24,6 +24,10 @@ struct TrainConfig {
   uint64_t seed = 0;
   int threads = 0;              // 0 = all cores
   bool deterministic = false;   // even work split: bit-identical runs at any fixed thread count (see set_deterministic)
+  // With more than one thread (and not deterministic): trial steps on one thread now and then, and one thread
+  // while it is the faster (src/thread_governor.h: on a shared host whose cores are placed far apart). Off: all
+  // `threads` at every step.
+  bool adapt_threads = true;
   bool diagnostics = true;      // per-layer dead units, sparsity, gradient norms, warnings
   bool stop_on_nonfinite = true;
   // With stop_on_nonfinite: the weights are copied aside, as the last good ones, at every Nth step, in the update's
@@ -44,6 +48,8 @@ struct EpochMetrics {
   double seconds = 0;           // training time of the epoch (evaluation excluded)
   double lr = 0;                // learning rate at the end of the epoch
   long steps = 0;               // optimizer steps so far
+  int threads = 1;              // the threads the run was given
+  long steps_one_thread = 0;    // this epoch's steps that ran on one of them (adapt_threads)
   nlohmann::json diagnostics;   // per-layer figures and warnings (see monitor.h), null when off
   nlohmann::json to_json() const;
 };
