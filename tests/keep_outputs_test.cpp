@@ -2,6 +2,7 @@
 // into a max pooling) stay in each thread's scratch. Nothing computed may change: the same bits for the output, the
 // parameter and input gradients, the monitor's figures; and what needs the dropped outputs must still get them.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -62,6 +63,35 @@ TEST(KeepOutputs, DroppingThemChangesNoBit) {
   m.set_keep_outputs(true);
   m.forward(x.data(), n, true);
   EXPECT_NO_THROW(m.backward(dy.data(), n, [](size_t, float*, int) {}));
+}
+
+// The trainer's thread governor runs steps on one thread with a model reserved on two (omp_set_num_threads between
+// steps): every layer then takes one thread, within the scratch reserve sized, and computes the same bits, with the
+// outputs kept and dropped, whatever the thread count (the convolutions' chunks are fixed; the dense layers' packed
+// forward and sparse backward sum each output in one order).
+TEST(KeepOutputs, FewerThreadsThanReservedChangeNoBit) {
+  const int n = 10, before = omp_get_max_threads();
+  omp_set_num_threads(2);
+  Model<float> m(parse_arch(kNet, ArchContext{}), Shape{2, 32, 32});
+  m.init(InitSpec{}, 7);
+  m.reserve(n);
+  const auto xd = test::random_vec(size_t(n) * 2 * 32 * 32, 8), dyd = test::random_vec(size_t(n) * 3, 9);
+  const std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
+  for (bool keep : {true, false}) {
+    m.set_keep_outputs(keep);
+    omp_set_num_threads(2);
+    const Pass two = run(m, x, dy, n);
+    omp_set_num_threads(1);
+    const Pass one = run(m, x, dy, n);
+    omp_set_num_threads(2);
+    const Pass again = run(m, x, dy, n);
+    for (const Pass* p : {&one, &again}) {
+      EXPECT_EQ(std::memcmp(two.out.data(), p->out.data(), two.out.size() * 4), 0) << keep;
+      EXPECT_EQ(std::memcmp(two.grads.data(), p->grads.data(), two.grads.size() * 4), 0) << keep;
+      EXPECT_EQ(std::memcmp(two.dinput.data(), p->dinput.data(), two.dinput.size() * 4), 0) << keep;
+    }
+  }
+  omp_set_num_threads(before);
 }
 
 // The monitor reads the dropped outputs as they are made, and keeps them all on its histogram batches: the same
