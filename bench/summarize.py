@@ -96,11 +96,11 @@ for task in ("mlp", "cnn", "cnn-tanh", "mlp-adam"):
     if gaps:
         out.append("\nAccuracy, rectifier's mean minus each peer's, in points: " +
                    ", ".join(f"{name} {g:+.2f}" for name, g in gaps) + ".")
-    gov = [(label, one_thread(v)) for label, v in (("with diagnostics", r), ("without", ours(f"rectifier-{task}-nodiag")))]
+    nd = ours(f"rectifier-{task}-nodiag")
+    gov = [(label, one_thread(v)) for label, v in (("with diagnostics", r), ("without", nd))]
     if any(x for _, x in gov):
         out.append("\nrectifier's two-thread runs, steps the thread governor ran on one thread (src/thread_governor.h: "
                    "while one was the faster): " + "; ".join(f"{label} {x or 'none'}" for label, x in gov) + ".")
-    nd = ours(f"rectifier-{task}-nodiag")
     if nd:
         out.append(f"\nDiagnostics cost: {f(r['sec'])} s/epoch with, {f(nd['sec'])} without: "
                    f"{f(100 * (r['sec'] / nd['sec'] - 1), '%+.1f')}%.")

@@ -22,7 +22,6 @@
 #pragma once
 #include <algorithm>
 #include <array>
-#include <vector>
 
 namespace rectifier {
 
@@ -49,11 +48,11 @@ class ThreadGovernor {
   void record(double seconds) {
     if (!on_) return;
     if (trial_) {
-      if (trial_step_++ >= kSettle) block_.push_back(seconds);
-      if (block_.size() >= 2 && *std::min_element(block_.begin(), block_.end()) > kAbort * base_) {
+      if (trial_step_++ >= kSettle) block_[size_t(block_n_++)] = seconds;
+      if (block_n_ >= 2 && *std::min_element(block_.begin(), block_.begin() + block_n_) > kAbort * base_) {
         end_trial();
       } else if (trial_step_ == kTrialSteps) {
-        const double m = median(block_);
+        const double m = median(block_.data(), size_t(block_n_));
         if (m < (other() == 1 ? kMargin : 1.0) * base_) {
           cur_ = other();
           reference_ = m;
@@ -80,7 +79,7 @@ class ThreadGovernor {
   void start_trial() {
     trial_ = true;
     trial_step_ = 0;
-    block_.clear();
+    block_n_ = 0;
     base_ = recent_median();  // the current count's last steps
     reference_ = base_;
     ++trials_;
@@ -91,15 +90,14 @@ class ThreadGovernor {
     since_ = 0;
     recent_n_ = 0;
   }
-  double recent_median() const {
-    const size_t n = std::min(recent_.size(), size_t(recent_n_));
-    std::vector<double> v(recent_.begin(), recent_.begin() + long(n));
-    return median(v);
-  }
-  static double median(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
-    return v[v.size() / 2];
+  double recent_median() const { return median(recent_.data(), std::min(recent_.size(), size_t(recent_n_))); }
+  // The median (the upper one of an even count) of v[0, n), n <= kRecent, on a copy: no allocation in the step loop.
+  static double median(const double* v, size_t n) {
+    if (n == 0) return 0;
+    std::array<double, kRecent> c;
+    std::copy(v, v + n, c.begin());
+    std::nth_element(c.begin(), c.begin() + long(n / 2), c.begin() + long(n));
+    return c[n / 2];
   }
 
   int all_;
@@ -107,8 +105,11 @@ class ThreadGovernor {
   int cur_;
   bool trial_ = false;
   int trial_step_ = 0;
-  std::vector<double> block_;  // the trial's counted steps
-  std::array<double, 16> recent_{};
+  static constexpr size_t kRecent = 16;  // the last steps whose median is the current count's time
+  static_assert(kTrialSteps <= int(kRecent));
+  std::array<double, kTrialSteps> block_{};  // the trial's counted steps
+  int block_n_ = 0;
+  std::array<double, kRecent> recent_{};
   long recent_n_ = 0, since_ = 0, trials_ = 0;
   long check_every_ = kFirstCheck / 2;  // doubled by the first trial
   double base_ = 0, reference_ = 0;     // the current count's median before the trial; after it
